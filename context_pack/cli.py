@@ -1,0 +1,210 @@
+"""The `ctxpack` command: a thin shell over the library. Parses arguments, calls, prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import pipeline
+from .config import parse_budget
+from .errors import CtxpackError, UsageError
+from .model import FEATURE_NAMES
+
+log = logging.getLogger("context_pack")
+
+
+class _State:
+    debug = False
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ctxpack: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
+def _read_query(query: str | None, query_file: str | None) -> str | None:
+    if query is not None and query_file is not None:
+        raise UsageError("give --query or --query-file, not both")
+    if query_file is not None:
+        try:
+            return Path(query_file).read_text("utf-8", errors="replace")
+        except FileNotFoundError:
+            raise UsageError(f"query file does not exist: {query_file}") from None
+        except OSError as exc:
+            raise CtxpackError(f"cannot read query file {query_file}: {exc.strerror}") from None
+    return query
+
+
+def _overrides(budget: str | None, include: tuple[str, ...], exclude: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if budget is not None:
+        values["budget"] = parse_budget(budget)
+    if include:
+        values["include"] = include
+    if exclude:
+        values["exclude"] = exclude
+    return values
+
+
+def _common_options(function: Any) -> Any:
+    options = [
+        click.argument("path", type=click.Path(file_okay=False, path_type=Path)),
+        click.option("--query", "-q", help="What the pack is for: a question, an issue, a traceback."),
+        click.option("--query-file", type=click.Path(dir_okay=False), help="Read the query from a file."),
+        click.option("--focus", multiple=True, metavar="PATH", help="A file to centre the pack on (repeat)."),
+        click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat)."),
+        click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeat)."),
+        click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr."),
+        click.option("--debug", is_flag=True, help="Show tracebacks on errors."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="context-pack", prog_name="ctxpack")
+def cli() -> None:
+    """ctxpack — pack the code that matters into a model's token budget.
+
+    \b
+    Examples:
+      ctxpack build . --budget 32k > pack.md
+      ctxpack build repo/ --budget 16k --query "why does URLField raise ValueError" --format json
+      ctxpack explain repo/ --query-file issue.txt --top 20
+    """
+
+
+@cli.command()
+@_common_options
+@click.option("--budget", "-b", help="Token budget: 8000, 32k (×1024), 1m. Default 32k or the config's.")
+@click.option("--format", "-f", "fmt", default="md", show_default=True,
+              type=click.Choice(["md", "markdown", "xml", "plain", "json"], case_sensitive=False),
+              help="Pack text format; json is a report on the markdown pack.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout.")
+def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
+          include: tuple[str, ...], exclude: tuple[str, ...], verbose: bool, debug: bool,
+          budget: str | None, fmt: str, output: Path | None) -> None:
+    """Build a pack of PATH that fits the budget, counted with the tokenizer (cl100k by default).
+
+    \b
+    Examples:
+      ctxpack build . --budget 32k
+      ctxpack build repo/ -b 8000 --query "KeyError in parse_header" --format json
+      ctxpack build repo/ --query-file traceback.txt --focus src/app.py -o pack.md
+      ctxpack build repo/ --include 'src/**' --exclude '*.md' --format xml
+    """
+    _State.debug = debug
+    _setup_logging(verbose)
+    started = time.perf_counter()
+    text_query = _read_query(query, query_file)
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    config = pipeline.resolve_config(path, _overrides(budget, include, exclude))
+    text_format = "md" if fmt.lower() == "json" else fmt
+    pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format)
+    out = json.dumps(pack.to_json_dict(), ensure_ascii=False, indent=2) + "\n" if fmt.lower() == "json" else pack.text
+    _emit(out, output)
+    if verbose:
+        for reason, paths in sorted(corpus.skipped.items()):
+            log.info("skipped %d file(s): %s", len(paths), reason)
+        timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in corpus.timings.items())
+        log.info("%d files, %d chunks; %s; total %.2fs; pack %d/%d tokens, %d chunks",
+                 len(corpus.files), len(corpus.chunks), timings, time.perf_counter() - started,
+                 pack.tokens, pack.budget, len(pack.chunks))
+
+
+@cli.command()
+@_common_options
+@click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many chunks.")
+def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
+            include: tuple[str, ...], exclude: tuple[str, ...], verbose: bool, debug: bool, top: int) -> None:
+    """Show the top-ranked chunks of PATH with every feature and the final score.
+
+    \b
+    Examples:
+      ctxpack explain .
+      ctxpack explain repo/ --query "retry policy" --top 10
+    """
+    _State.debug = debug
+    _setup_logging(verbose)
+    text_query = _read_query(query, query_file)
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    config = pipeline.resolve_config(path, _overrides(None, include, exclude))
+    focus_paths = pipeline.resolve_focus(path, focus)
+    corpus = pipeline.collect(path, config)
+    ranked = pipeline.rank(corpus, config, query=text_query, focus=focus_paths)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Top {min(top, len(ranked))} of {len(ranked)} chunks in {corpus.root.name}")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("chunk", overflow="fold")
+    table.add_column("kind")
+    for name in FEATURE_NAMES:
+        table.add_column(name[:6], justify="right")
+    for position, item in enumerate(ranked[:top], start=1):
+        chunk = item.chunk
+        where = f"{chunk.path}:{chunk.start_line}-{chunk.end_line}"
+        label = f"{where} {chunk.name}" if chunk.name else where
+        table.add_row(str(position), f"{item.score:.3f}", label, chunk.kind,
+                      *(f"{item.features.get(name, 0.0):.2f}" for name in FEATURE_NAMES))
+    Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CtxpackError(f"cannot write {output}: {exc.strerror}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, exit 2 for bad usage and 1 for failed work."""
+    try:
+        cli.main(args=argv, prog_name="ctxpack", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("ctxpack: aborted\n")
+        sys.exit(1)
+    except click.ClickException as exc:
+        sys.stderr.write(f"ctxpack: error: {exc.format_message()}\n")
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except UsageError as exc:
+        _fail(exc, 2)
+    except CtxpackError as exc:
+        _fail(exc, 1)
+    except KeyboardInterrupt:
+        sys.stderr.write("ctxpack: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line unless --debug
+        _fail(exc, 1, prefix=f"internal error ({type(exc).__name__}): ")
+
+
+def _fail(exc: BaseException, code: int, prefix: str = "") -> None:
+    if _State.debug or "--debug" in sys.argv:
+        import traceback
+
+        traceback.print_exception(exc)
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    sys.stderr.write(f"ctxpack: error: {prefix}{message}\n")
+    sys.exit(code)

@@ -1,0 +1,120 @@
+"""The dataclasses that stages exchange: File (walk), Chunk (parse), ScoredChunk (score), Pack (pack/render)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["full", "signature"]
+Section = Literal["diff", "stable", "query", "main"]
+
+FEATURE_NAMES: tuple[str, ...] = ("definitions", "tests", "todo", "recency", "centrality", "query", "focus")
+
+
+@dataclass(frozen=True)
+class File:
+    """A source file found by the walk; `path` is relative to the root, with `/`."""
+
+    path: str
+    size: int
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    kind: str
+    name: str  # qualified: Class.method
+    start_line: int
+    end_line: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole lines of one file. The chunks of a file partition it: every line is in exactly one."""
+
+    path: str
+    language: str
+    kind: str  # imports, function, method, class, struct, ..., block
+    name: str  # qualified name; "" for blocks
+    start_line: int  # 1-based, inclusive
+    end_line: int  # inclusive
+    text: str  # the source lines start..end, each ending in "\n"
+    signature: str = ""  # the line(s) that stand for the chunk when its body is elided
+    signature_line: int = 0  # the first line of `signature` (comments above it are elided with the body)
+    symbols: tuple[str, ...] = ()  # qualified names defined in the chunk
+    references: tuple[str, ...] = ()  # identifiers used in the chunk
+    imports: tuple[str, ...] = ()  # module paths imported by the chunk
+    todo_count: int = 0
+    is_test: bool = False
+
+    @property
+    def line_count(self) -> int:
+        return self.end_line - self.start_line + 1
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.path, self.start_line)
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    chunk: Chunk
+    score: float
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PackedChunk:
+    """A chunk chosen for the pack, in the mode it is rendered in."""
+
+    chunk: Chunk
+    mode: Mode
+    score: float
+    features: dict[str, float]
+    tokens: int  # tokens of this chunk's rendered lines in the chosen mode
+    section: Section = "main"
+
+
+@dataclass
+class Pack:
+    """The result of a build: the pack text (what the model reads) and the chunks it holds."""
+
+    root: str
+    budget: int
+    tokens: int  # the pack text counted by `tokenizer`; never above `budget`
+    tokenizer: str
+    query: str | None
+    format: str
+    text: str
+    chunks: list[PackedChunk]
+    files_considered: int
+    chunks_considered: int
+
+    def to_json_dict(self) -> dict[str, object]:
+        return {
+            "version": 1,
+            "root": self.root,
+            "budget": self.budget,
+            "tokens": self.tokens,
+            "tokenizer": self.tokenizer,
+            "query": self.query,
+            "text": self.text,
+            "chunks": [
+                {
+                    "path": p.chunk.path,
+                    "start_line": p.chunk.start_line,
+                    "end_line": p.chunk.end_line,
+                    "mode": p.mode,
+                    "section": p.section,
+                    "kind": p.chunk.kind,
+                    "name": p.chunk.name,
+                    "language": p.chunk.language,
+                    "tokens": p.tokens,
+                    "score": round(p.score, 6),
+                    "features": {k: round(v, 6) for k, v in p.features.items()},
+                }
+                for p in self.chunks
+            ],
+            "files_considered": self.files_considered,
+            "chunks_considered": self.chunks_considered,
+        }

@@ -1,0 +1,151 @@
+"""Stage — pack: scored chunks + budget + tokenizer → the chosen chunks and the pack text.
+
+Greedy by score, with per-piece token estimates; each chunk goes in `full`, or as its `signature` when the
+whole does not fit (breadth for depth). The rendered text is then counted exactly and trimmed until it is
+within the budget — the estimate only guides, the final count decides — and topped up while room is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .model import Chunk, PackedChunk, ScoredChunk, Section
+from .parse import split_lines
+from .render import Style, normalise_format, render, visible_lines
+from .tokens import Tokenizer
+
+MIN_USEFUL_TOKENS = 12  # below this much room no chunk is worth trying
+CHARS_PER_TOKEN_CEILING = 10  # a text longer than this many chars per token of room cannot fit
+MARKER_ESTIMATE = 8
+TOP_UP_ROUNDS = 4
+
+
+@dataclass
+class PackResult:
+    text: str
+    tokens: int
+    chunks: list[PackedChunk]
+
+
+class _Costs:
+    """Token costs of pieces, counted lazily and once."""
+
+    def __init__(self, tokenizer: Tokenizer, style: Style) -> None:
+        self.tokenizer = tokenizer
+        self.style = style
+        self._cache: dict[tuple[str, int, str], int] = {}
+        self._files: dict[str, int] = {}
+
+    def visible_text(self, chunk: Chunk, mode: str) -> str:
+        first, last = visible_lines(chunk, mode)
+        if (first, last) == (chunk.start_line, chunk.end_line):
+            return chunk.text
+        return "".join(split_lines(chunk.text)[first - chunk.start_line:last - chunk.start_line + 1])
+
+    def chunk(self, chunk: Chunk, mode: str) -> int:
+        key = (chunk.path, chunk.start_line, mode)
+        if key not in self._cache:
+            self._cache[key] = self.tokenizer.count(self.style.body(self.visible_text(chunk, mode)))
+        return self._cache[key]
+
+    def file(self, chunk: Chunk) -> int:
+        if chunk.path not in self._files:
+            frame = self.style.file_open(chunk.path, chunk.language) + self.style.file_close()
+            self._files[chunk.path] = self.tokenizer.count(frame) + MARKER_ESTIMATE
+        return self._files[chunk.path]
+
+
+def pack(
+    scored: Sequence[ScoredChunk],
+    budget: int,
+    tokenizer: Tokenizer,
+    fmt: str,
+    root_name: str,
+    line_counts: Mapping[str, int],
+    section_of: Callable[[Chunk], Section] | None = None,
+    max_full_share: float = 0.5,
+) -> PackResult:
+    """Choose chunks so that the rendered pack text, counted by `tokenizer`, is ≤ `budget`."""
+    style = Style(normalise_format(fmt))
+    costs = _Costs(tokenizer, style)
+    frame_cost = tokenizer.count(style.preamble(root_name) + style.postamble())
+    if frame_cost + MIN_USEFUL_TOKENS > budget:
+        return PackResult(text="", tokens=0, chunks=[])
+
+    def section(chunk: Chunk) -> Section:
+        return section_of(chunk) if section_of else "main"
+
+    chosen: dict[tuple[str, int], PackedChunk] = {}
+    open_files: set[str] = set()
+    full_cap = max(MIN_USEFUL_TOKENS, int(budget * max_full_share))
+
+    def fill(room: int) -> int:
+        """Add chunks in score order while they fit in `room`; returns the room left."""
+        for item in scored:
+            if room < MIN_USEFUL_TOKENS:
+                break
+            chunk = item.chunk
+            if chunk.key in chosen:
+                continue
+            overhead = 0 if chunk.path in open_files else costs.file(chunk)
+            mode = _fit(chunk, room - overhead, full_cap, costs)
+            if mode is None:
+                continue
+            tokens = costs.chunk(chunk, mode)
+            room -= tokens + overhead + MARKER_ESTIMATE  # each chunk may open an elision marker
+            open_files.add(chunk.path)
+            chosen[chunk.key] = PackedChunk(chunk=chunk, mode=mode, score=item.score, features=item.features,
+                                            tokens=tokens, section=section(chunk))
+        return room
+
+    fill(budget - frame_cost)
+    text, ordered = render(chosen.values(), root_name, style.name, line_counts)
+    count = tokenizer.count(text)
+
+    while count > budget and chosen:  # the estimate was short: drop the weakest until the text fits
+        overshoot = count - budget
+        for packed in sorted(chosen.values(), key=lambda p: (p.score, p.chunk.path, p.chunk.start_line)):
+            del chosen[packed.chunk.key]
+            overshoot -= packed.tokens + MARKER_ESTIMATE
+            if overshoot <= 0:
+                break
+        open_files = {key[0] for key in chosen}
+        text, ordered = render(chosen.values(), root_name, style.name, line_counts)
+        count = tokenizer.count(text)
+
+    margin = MARKER_ESTIMATE
+    for _ in range(TOP_UP_ROUNDS):  # room left by the estimate's caution: try the next chunks
+        slack = budget - count - margin
+        if slack < MIN_USEFUL_TOKENS:
+            break
+        before, files_before = dict(chosen), set(open_files)
+        fill(slack)
+        if len(chosen) == len(before):
+            break
+        new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts)
+        new_count = tokenizer.count(new_text)
+        if new_count > budget:  # undo, and try again asking for less
+            chosen, open_files = before, files_before
+            margin += new_count - budget
+            continue
+        text, ordered, count = new_text, new_ordered, new_count
+
+    if not chosen:
+        return PackResult(text="", tokens=0, chunks=[])
+    return PackResult(text=text, tokens=count, chunks=ordered)
+
+
+def _fit(chunk: Chunk, room: int, full_cap: int, costs: _Costs) -> str | None:
+    """`full` if the whole chunk fits, else `signature` if that fits, else None."""
+    if room < 1:
+        return None
+    if len(chunk.text) <= room * CHARS_PER_TOKEN_CEILING:
+        full = costs.chunk(chunk, "full")
+        if full <= room and full <= full_cap:
+            return "full"
+    if (chunk.signature and len(chunk.signature) <= room * CHARS_PER_TOKEN_CEILING
+            and costs.chunk(chunk, "signature") + MARKER_ESTIMATE <= room):
+        return "signature"
+    return None
+

@@ -1,0 +1,159 @@
+"""Stage — render: chosen chunks → pack text (markdown, xml or plain).
+
+Files in path order, a file's lines in line order; what is left out of a file is marked in place
+(`⋮ lines 40–120`), at the indentation of the first elided line when it is known.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+from .errors import UsageError
+from .model import Chunk, PackedChunk
+from .parse import split_lines
+
+FORMATS = ("md", "xml", "plain")
+FORMAT_ALIASES = {"md": "md", "markdown": "md", "xml": "xml", "plain": "plain", "text": "plain"}
+SECTION_ORDER = {"diff": 0, "stable": 1, "query": 2, "main": 3}
+SECTION_TITLES = {"diff": "Staged change", "stable": "Repository overview", "query": "Relevant to the question"}
+
+
+def normalise_format(name: str) -> str:
+    try:
+        return FORMAT_ALIASES[name.lower()]
+    except KeyError:
+        raise UsageError(f"unknown format {name!r} (expected md, xml, plain or json)") from None
+
+
+def elision_marker(start: int, end: int, indent: str = "") -> str:
+    span = f"line {start}" if start == end else f"lines {start}–{end}"
+    return f"{indent}⋮ {span}\n"
+
+
+def visible_lines(chunk: Chunk, mode: str) -> tuple[int, int]:
+    """The line range a chunk shows in a mode: all of it, or only its signature."""
+    if mode == "full" or not chunk.signature:
+        return chunk.start_line, chunk.end_line
+    first = chunk.signature_line or chunk.start_line
+    return first, min(chunk.end_line, first + len(split_lines(chunk.signature)) - 1)
+
+
+@dataclass(frozen=True)
+class Style:
+    """The frame each format puts around files; bodies are the source lines (escaped for xml)."""
+
+    name: str
+
+    def preamble(self, root_name: str) -> str:
+        if self.name == "md":
+            return f"# Repository: {root_name}\n\n"
+        if self.name == "xml":
+            return f"<repository name={quoteattr(root_name)}>\n"
+        return f"Repository: {root_name}\n\n"
+
+    def postamble(self) -> str:
+        return "</repository>\n" if self.name == "xml" else ""
+
+    def section(self, section: str) -> str:
+        title = SECTION_TITLES.get(section)
+        if not title:
+            return ""
+        if self.name == "md":
+            return f"## {title}\n\n"
+        if self.name == "xml":
+            return f"<section name={quoteattr(section)}>\n"
+        return f"##### {title} #####\n\n"
+
+    def section_close(self, section: str) -> str:
+        return "</section>\n" if self.name == "xml" and section in SECTION_TITLES else ""
+
+    def file_open(self, path: str, language: str, fence: str = "```") -> str:
+        if self.name == "md":
+            return f"### {path}\n\n{fence}{_fence_language(language)}\n"
+        if self.name == "xml":
+            return f"<file path={quoteattr(path)} language={quoteattr(language)}>\n"
+        return f"=== {path} ===\n"
+
+    def file_close(self, fence: str = "```") -> str:
+        if self.name == "md":
+            return f"{fence}\n\n"
+        if self.name == "xml":
+            return "</file>\n"
+        return "\n"
+
+    def body(self, text: str) -> str:
+        return escape(text) if self.name == "xml" else text
+
+
+def _fence_language(language: str) -> str:
+    return {"csharp": "csharp", "cpp": "cpp", "tsx": "tsx", "text": ""}.get(language, language)
+
+
+def _fence_for(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`{3,}", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def render(
+    chosen: Iterable[PackedChunk],
+    root_name: str,
+    fmt: str,
+    line_counts: Mapping[str, int],
+) -> tuple[str, list[PackedChunk]]:
+    """The pack text, and the chunks in the order they appear in it."""
+    style = Style(normalise_format(fmt))
+    ordered = sorted(chosen, key=lambda p: (SECTION_ORDER[p.section], p.chunk.path, p.chunk.start_line))
+    if not ordered:
+        return "", []
+    parts = [style.preamble(root_name)]
+    sections = sorted({p.section for p in ordered}, key=SECTION_ORDER.__getitem__)
+    for section in sections:
+        in_section = [p for p in ordered if p.section == section]
+        if len(sections) > 1:
+            parts.append(style.section(section))
+        files: dict[str, list[PackedChunk]] = {}
+        for packed in in_section:
+            files.setdefault(packed.chunk.path, []).append(packed)
+        for path, packed_chunks in files.items():
+            parts.append(_render_file(style, path, packed_chunks, line_counts.get(path, 0)))
+        if len(sections) > 1:
+            parts.append(style.section_close(section))
+    parts.append(style.postamble())
+    return "".join(parts), ordered
+
+
+def _render_file(style: Style, path: str, packed_chunks: list[PackedChunk], line_count: int) -> str:
+    body: list[str] = []
+    next_line = 1
+    for packed in packed_chunks:
+        chunk = packed.chunk
+        first, last = visible_lines(chunk, packed.mode)
+        chunk_lines = split_lines(chunk.text)
+        if first > next_line:
+            body.append(elision_marker(next_line, first - 1, _indent_of(chunk_lines, chunk, next_line, first)))
+        shown = chunk_lines[first - chunk.start_line:last - chunk.start_line + 1]
+        if shown and not shown[-1].endswith("\n"):
+            shown[-1] += "\n"
+        body.extend(shown)
+        next_line = last + 1
+        if last < chunk.end_line:  # signature mode: the body is elided here
+            indent = _indent_of(chunk_lines, chunk, last + 1, chunk.end_line + 1)
+            body.append(elision_marker(last + 1, chunk.end_line, indent))
+            next_line = chunk.end_line + 1
+    if line_count >= next_line:
+        body.append(elision_marker(next_line, line_count))
+    text = "".join(body)
+    fence = _fence_for(text) if style.name == "md" else "```"
+    return style.file_open(path, packed_chunks[0].chunk.language, fence) + style.body(text) + style.file_close(fence)
+
+
+def _indent_of(chunk_lines: list[str], chunk: Chunk, start: int, stop: int) -> str:
+    """The indentation of the first non-blank line in start..stop-1, if those lines are in this chunk."""
+    for line_number in range(max(start, chunk.start_line), min(stop, chunk.end_line + 1)):
+        line = chunk_lines[line_number - chunk.start_line]
+        if line.strip():
+            return line[: len(line) - len(line.lstrip(" \t"))]
+    return ""

@@ -1,0 +1,20 @@
+"""Symbol-definition density: chunks that define more per line say more about the code's shape."""
+
+from __future__ import annotations
+
+import math
+
+from ..model import Chunk
+
+IMPORT_HEADER_VALUE = 0.25  # an import header is not a definition, but it maps what a file depends on
+
+
+def compute(chunks: list[Chunk]) -> list[float]:
+    raw = []
+    for chunk in chunks:
+        if chunk.kind == "imports":
+            raw.append(-1.0)
+        else:
+            raw.append(len(chunk.symbols) / (1.0 + math.log1p(chunk.line_count)))
+    top = max((value for value in raw if value > 0), default=0.0)
+    return [IMPORT_HEADER_VALUE if value < 0 else (value / top if top else 0.0) for value in raw]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up what the tests need, then run them: `bash scripts/test.sh [pytest args]`. .ci/run calls exactly this.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+# tiktoken cannot download its BPE files offline; the workplace keeps cl100k_base beside the repo.
+# Tests run git repos and hooks in tmp dirs, so the path must be absolute.
+if [ -z "${TIKTOKEN_CACHE_DIR:-}" ] && [ -d "$repo/../shared/tiktoken" ]; then
+  TIKTOKEN_CACHE_DIR="$(cd "$repo/../shared/tiktoken" && pwd)"
+  export TIKTOKEN_CACHE_DIR
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# Reinstall only when the project's metadata changed since the last install.
+stamp=".venv/.context-pack-installed"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+  if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' >.venv/install.log 2>&1; then
+    cat .venv/install.log >&2
+    exit 1
+  fi
+  echo "$wanted" >"$stamp"
+fi
+
+.venv/bin/ruff check --quiet context_pack tests fixtures bench
+exec .venv/bin/python -m pytest "$@"

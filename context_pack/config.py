@@ -16,14 +16,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+# With a query, relevance (and graph proximity to what is relevant, inside `query`) dominates; without
+# one, centrality, definitions and recency decide. Every feature is in [0, 1].
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "definitions": 1.0,
-    "tests": 0.15,
-    "todo": 0.2,
-    "recency": 0.0,
-    "centrality": 0.0,
-    "query": 0.0,
-    "focus": 0.0,
+    "definitions": 0.6,
+    "tests": -0.2,
+    "todo": 0.1,
+    "recency": 0.3,
+    "centrality": 0.8,
+    "query": 3.0,
+    "focus": 2.0,
 }
 
 _BUDGET_RE = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")

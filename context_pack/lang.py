@@ -63,7 +63,7 @@ TEXT_FILENAMES: dict[str, str] = {
     "Makefile": "make", "makefile": "make", "GNUmakefile": "make", "Dockerfile": "dockerfile",
     "CMakeLists.txt": "cmake", "Gemfile": "ruby", "Rakefile": "ruby", "Jenkinsfile": "groovy",
     "README": "text", "LICENSE": "text", "COPYING": "text", "Vagrantfile": "ruby", "BUILD": "starlark",
-    "WORKSPACE": "starlark", "Justfile": "make", "Procfile": "text",
+    "WORKSPACE": "starlark", "Justfile": "make", "Procfile": "text", "go.mod": "gomod", "go.work": "gomod",
 }
 
 

@@ -192,8 +192,13 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
                 facts.import_rows.add(row)
         for node in captures.get("import.name", ()):
             module = _node_text(node, source).strip().strip("\"'<>`")
-            if module:
-                facts.imports.setdefault(node.start_point.row, []).append(module)
+            if not module:
+                continue
+            row_imports = facts.imports.setdefault(node.start_point.row, [])
+            row_imports.append(module)
+            for member in captures.get("import.member", ()):  # `from pkg import mod`: mod may be a module
+                separator = "" if module.endswith(".") else "."
+                row_imports.append(f"{module}{separator}{_node_text(member, source)}")
     defs = sorted(by_name_node.values(), key=lambda d: (d.start_byte, -d.end_byte))
     return defs, facts
 

@@ -9,13 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import Config, load_config, parse_budget
 from .errors import UsageError
+from .history import FileHistory, read_history
 from .model import Chunk, File, Pack, ScoredChunk
 from .pack import pack as pack_chunks
 from .parse import parse_file
 from .render import normalise_format
+from .repo_facts import RepoFacts, read_repo_facts
 from .score import compute_features, score_chunks
+from .signals import centrality, recency
+from .signals import focus as focus_signal
+from .signals import query as query_signal
+from .signals.graph import CodeGraph, build_graph
 from .tokens import get_tokenizer
 from .walk import walk
 
@@ -32,6 +40,22 @@ class Corpus:
     line_counts: dict[str, int]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    history: FileHistory = field(default_factory=FileHistory)
+    facts: RepoFacts = field(default_factory=RepoFacts)
+    _graph: CodeGraph | None = None
+    _query_index: query_signal.QueryIndex | None = None
+
+    @property
+    def graph(self) -> CodeGraph:
+        if self._graph is None:
+            self._graph = build_graph(self.chunks, self.facts)
+        return self._graph
+
+    @property
+    def query_index(self) -> query_signal.QueryIndex:
+        if self._query_index is None:
+            self._query_index = query_signal.QueryIndex(self.chunks)
+        return self._query_index
 
 
 def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Config:
@@ -64,16 +88,32 @@ def collect(root: str | Path, config: Config | None = None) -> Corpus:
         files.append(file)
         chunks.extend(result.chunks)
         line_counts[file.path] = result.chunks[-1].end_line if result.chunks else 0
+    parsed_at = time.perf_counter()
+    history = read_history(walked.root)
+    facts = read_repo_facts(walked.root, [f.path for f in files])
     done = time.perf_counter()
     return Corpus(root=walked.root, files=files, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
-                  timings={"walk": walked_at - started, "parse": done - walked_at})
+                  timings={"walk": walked_at - started, "parse": parsed_at - walked_at, "git": done - parsed_at},
+                  history=history, facts=facts)
 
 
 def rank(corpus: Corpus, config: Config, query: str | None = None,
          focus: Sequence[str] = ()) -> list[ScoredChunk]:
     """Score every chunk of the corpus, best first."""
-    features = compute_features(corpus.chunks)
-    return score_chunks(corpus.chunks, features, config.weights)
+    started = time.perf_counter()
+    chunks = corpus.chunks
+    extra: dict[str, Sequence[float]] = {
+        "recency": recency.compute(chunks, corpus.history),
+        "centrality": centrality.compute(corpus.graph),
+    }
+    if query and query.strip():
+        extra["query"] = query_signal.compute(chunks, corpus.graph, corpus.query_index, query)
+    if focus:
+        extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus)
+    features = compute_features(chunks, {k: np.asarray(v).tolist() for k, v in extra.items()})
+    ranked = score_chunks(chunks, features, config.weights)
+    corpus.timings["rank"] = time.perf_counter() - started
+    return ranked
 
 
 def pack_corpus(

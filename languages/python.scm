@@ -21,4 +21,6 @@
 (import_statement name: (dotted_name) @import.name) @import
 (import_statement name: (aliased_import name: (dotted_name) @import.name)) @import
 (import_from_statement module_name: (_) @import.name) @import
+(import_from_statement module_name: (_) @import.name name: (dotted_name) @import.member) @import
+(import_from_statement module_name: (_) @import.name name: (aliased_import name: (dotted_name) @import.member)) @import
 (future_import_statement "__future__" @import.name) @import

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import context_pack
-from context_pack.config import load_config, parse_budget
+from context_pack.config import DEFAULT_WEIGHTS, load_config, parse_budget
 from context_pack.errors import CtxpackError, UsageError
 
 
@@ -26,7 +26,7 @@ def test_pyproject_and_dot_file_config(tmp_path: Path) -> None:
     )
     config = load_config(tmp_path)
     assert config.budget == 4096 and config.exclude == ("docs/**",) and config.weights["tests"] == -1.0
-    assert config.weights["definitions"] == 1.0
+    assert config.weights["definitions"] == DEFAULT_WEIGHTS["definitions"]
     assert load_config(tmp_path, {"budget": 100}).budget == 100  # arguments win
     (tmp_path / ".ctxpack.toml").write_text("max_file_size = 2000\n")
     assert load_config(tmp_path).max_file_size == 2000  # the dot file is read instead of pyproject

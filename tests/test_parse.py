@@ -86,7 +86,7 @@ def test_chunk_facts_todo_tests_references() -> None:
     assert by_name["test_run"].is_test is True
     assert "start" in by_name["run"].references
     assert "run" in by_name["test_run"].references
-    assert chunks[0].kind == "imports" and chunks[0].imports == ("app.core",)
+    assert chunks[0].kind == "imports" and chunks[0].imports == ("app.core", "app.core.engine")
 
 
 def test_comments_above_a_definition_join_it() -> None:

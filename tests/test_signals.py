@@ -1,0 +1,179 @@
+"""Ranking signals on fixture repos made for each point: recency, centrality, imports, query, focus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from scipy import sparse
+
+import context_pack
+from conftest import git, init_repo
+from context_pack.config import load_config
+from context_pack.pipeline import collect, rank
+from context_pack.signals.graph import pagerank
+from context_pack.signals.query import find_mentions, tokenize
+
+
+def ranked_names(root: Path, **kwargs) -> list[tuple[str, str, dict[str, float]]]:
+    config = load_config(root)
+    corpus = collect(root, config)
+    return [(s.chunk.path, s.chunk.name, s.features) for s in rank(corpus, config, **kwargs)]
+
+
+def test_pagerank_matches_networkx() -> None:
+    graph = nx.gnp_random_graph(60, 0.08, seed=3, directed=True)
+    for u, v in graph.edges:
+        graph[u][v]["weight"] = 1.0 + (u * 7 + v) % 5
+    matrix = sparse.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(60), weight="weight"))
+    expected = nx.pagerank(graph, weight="weight", tol=1e-10)
+    ours = pagerank(matrix, tol=1e-10)
+    assert np.allclose(ours, [expected[i] for i in range(60)], atol=1e-6)
+    seeds = np.zeros(60)
+    seeds[[1, 5]] = 1.0
+    expected = nx.pagerank(graph, weight="weight", personalization={1: 1, 5: 1}, tol=1e-10)
+    assert np.allclose(pagerank(matrix, seeds, tol=1e-10), [expected[i] for i in range(60)], atol=1e-6)
+
+
+def test_recently_changed_file_outranks_an_old_one(tmp_path: Path) -> None:
+    body = "def {name}(value):\n    return value + 1\n"
+    repo = init_repo(tmp_path / "r", {"old.py": body.format(name="old"), "new.py": body.format(name="new")})
+    git(repo, "rm", "-q", "--cached", "new.py")
+    git(repo, "commit", "-q", "-m", "drop")
+    (repo / "filler.py").write_text("X = 1\n")
+    git(repo, "add", "new.py", "filler.py")
+    git(repo, "commit", "-q", "-m", "new later", date="2024-09-01T00:00:00+00:00")
+    features = {name: feats for _, name, feats in ranked_names(repo)}
+    assert features["new"]["recency"] > features["old"]["recency"]
+    order = [name for _, name, _ in ranked_names(repo)]
+    assert order.index("new") < order.index("old")
+    (repo / "old.py").write_text(body.format(name="old") + "# edited\n")  # a modified file is the newest
+    features = {name: feats for _, name, feats in ranked_names(repo)}
+    assert features["old"]["recency"] == 1.0
+
+
+def test_recency_is_neutral_outside_git(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def a():\n    pass\n")
+    assert all(feats["recency"] == 0.0 for _, _, feats in ranked_names(tmp_path))
+
+
+def test_module_imported_by_many_ranks_above_a_leaf(tmp_path: Path) -> None:
+    files = {"core.py": "def shared_helper(x):\n    return x * 2\n",
+             "leaf.py": "def lonely_leaf(x):\n    return x * 3\n"}
+    for i in range(6):
+        files[f"user{i}.py"] = f"import core\n\n\ndef use{i}():\n    return core.shared_helper({i})\n"
+    repo = init_repo(tmp_path / "r", files)
+    features = {name: feats for _, name, feats in ranked_names(repo)}
+    assert features["shared_helper"]["centrality"] > features["lonely_leaf"]["centrality"]
+    order = [name for _, name, _ in ranked_names(repo)]
+    assert order.index("shared_helper") < order.index("lonely_leaf")
+
+
+IMPORT_CASES = {
+    "python": ({"pkg/__init__.py": "VERSION = 1\n", "pkg/a.py": "from . import b\nfrom .c import thing\nimport pkg.d\n",
+                "pkg/b.py": "X = 1\n", "pkg/c.py": "thing = 1\n", "pkg/d.py": "Y = 1\n",
+                "main.py": "from pkg import a\nimport os\n"},
+               {"pkg/a.py": {"pkg/b.py", "pkg/c.py", "pkg/d.py", "pkg/__init__.py"},
+                "main.py": {"pkg/a.py", "pkg/__init__.py"}}),
+    "javascript": ({"src/a.js": "import b from './b';\nconst c = require('../lib/c');\nimport x from 'react';\n",
+                    "src/b.js": "export default 1;\n", "lib/c/index.js": "module.exports = 2;\n"},
+                   {"src/a.js": {"src/b.js", "lib/c/index.js"}}),
+    "typescript": ({"tsconfig.json": '{"compilerOptions": {"baseUrl": ".", // aliases\n "paths": {"@app/*": ["src/*"]},}}',
+                    "src/a.ts": "import { b } from '@app/b';\nimport type { C } from './c';\n",
+                    "src/b.ts": "export const b = 1;\n", "src/c.tsx": "export type C = number;\n"},
+                   {"src/a.ts": {"src/b.ts", "src/c.tsx"}}),
+    "go": ({"go.mod": "module example.com/app\n\ngo 1.21\n",
+            "main.go": 'package main\n\nimport (\n\t"fmt"\n\t"example.com/app/store"\n)\n\nfunc main() { fmt.Println(store.Get()) }\n',
+            "store/store.go": "package store\n\nfunc Get() int { return 1 }\n",
+            "store/store_test.go": "package store\n"},
+           {"main.go": {"store/store.go"}}),
+    "rust": ({"src/lib.rs": "mod util;\npub mod net;\nuse crate::net::client::Client;\n",
+              "src/util.rs": "pub fn u() {}\n", "src/net/mod.rs": "pub mod client;\n",
+              "src/net/client.rs": "use super::super::util;\npub struct Client;\n"},
+             {"src/lib.rs": {"src/util.rs", "src/net/mod.rs", "src/net/client.rs"},
+              "src/net/mod.rs": {"src/net/client.rs"}, "src/net/client.rs": {"src/util.rs"}}),
+    "java": ({"src/main/java/com/acme/App.java": "package com.acme;\nimport com.acme.util.Strings;\nimport java.util.List;\nclass App {}\n",
+              "src/main/java/com/acme/util/Strings.java": "package com.acme.util;\npublic class Strings {}\n"},
+             {"src/main/java/com/acme/App.java": {"src/main/java/com/acme/util/Strings.java"}}),
+    "c": ({"src/main.c": '#include "util.h"\n#include "core/core.h"\n#include <stdio.h>\nint main(void) { return 0; }\n',
+           "src/util.h": "int util(void);\n", "include/core/core.h": "int core(void);\n"},
+          {"src/main.c": {"src/util.h", "include/core/core.h"}}),
+    "cpp": ({"src/app.cpp": '#include "fmt/format.h"\n#include "app.hpp"\nint main() { return 0; }\n',
+             "include/fmt/format.h": "namespace fmt {}\n", "src/app.hpp": "class App {};\n"},
+            {"src/app.cpp": {"include/fmt/format.h", "src/app.hpp"}}),
+    "ruby": ({"lib/app.rb": "require_relative 'app/version'\nrequire 'json'\nrequire 'app/helpers'\n",
+              "lib/app/version.rb": "VERSION = '1'\n", "lib/app/helpers.rb": "module Helpers; end\n"},
+             {"lib/app.rb": {"lib/app/version.rb", "lib/app/helpers.rb"}}),
+    "csharp": ({"App/Program.cs": "using Acme.Models;\nusing System;\nnamespace Acme.App { class Program {} }\n",
+                "Models/User.cs": "namespace Acme.Models { public class User {} }\n"},
+               {"App/Program.cs": {"Models/User.cs"}}),
+    "php": ({"src/Controller.php": "<?php\nnamespace App;\nuse App\\Models\\User;\nrequire_once 'helpers.php';\n",
+             "src/Models/User.php": "<?php\nnamespace App\\Models;\nclass User {}\n", "src/helpers.php": "<?php\n"},
+            {"src/Controller.php": {"src/Models/User.php", "src/helpers.php"}}),
+    "bash": ({"bin/run.sh": "#!/bin/bash\nsource ./lib.sh\n. ../conf/env.sh\n", "bin/lib.sh": "x=1\n",
+              "conf/env.sh": "y=2\n"},
+             {"bin/run.sh": {"bin/lib.sh", "conf/env.sh"}}),
+}
+
+
+@pytest.mark.parametrize("language", sorted(IMPORT_CASES))
+def test_import_resolution(language: str, tmp_path: Path) -> None:
+    files, expected = IMPORT_CASES[language]
+    repo = init_repo(tmp_path / language, files)
+    corpus = collect(repo, load_config(repo))
+    edges = corpus.graph.file_imports
+    for source, targets in expected.items():
+        assert edges.get(source, set()) == targets, (source, edges.get(source))
+
+
+def test_query_naming_an_identifier_puts_its_definition_first(example_repo: Path) -> None:
+    cases = {"Why does `bulk_discount` round down?": "bulk_discount",
+             "Stock.remove raises for back-orders": "Stock",
+             "the display_price method shows too many digits": "Item"}
+    for query, expected in cases.items():
+        _, top_name, feats = ranked_names(example_repo, query=query)[0]
+        assert top_name == expected, (query, top_name)
+        assert feats["query"] > 0.5
+
+
+def test_traceback_location_puts_that_function_in_the_pack(stdlib_part: Path) -> None:
+    target = stdlib_part / "textwrap.py"
+    lines = target.read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.strip().startswith("def _split_chunks"))
+    query = ("Traceback (most recent call last):\n"
+             f'  File "/usr/lib/python3.11/textwrap.py", line {line + 2}, in _split_chunks\n'
+             "ValueError: bad chunk\n")
+    pack = context_pack.build(stdlib_part, budget=4000, query=query)
+    names = {(p.chunk.path, p.chunk.name, p.mode) for p in pack.chunks}
+    assert ("textwrap.py", "TextWrapper._split_chunks", "full") in names
+
+
+def test_focus_pulls_in_imports_and_importers(tmp_path: Path) -> None:
+    files = {"app/core.py": "from app import db\n\n\ndef handle(x):\n    return db.save(x)\n",
+             "app/db.py": "def save(x):\n    return x\n",
+             "app/api.py": "from app import core\n\n\ndef endpoint():\n    return core.handle(1)\n",
+             "app/__init__.py": ""}
+    for i in range(10):
+        files[f"other/mod{i}.py"] = f"def unrelated_{i}(value):\n    return value * {i}\n"
+    repo = init_repo(tmp_path / "r", files)
+    ranked = ranked_names(repo, focus=["app/core.py"])
+    top_paths = [path for path, _, _ in ranked[:5]]
+    assert top_paths[0] == "app/core.py"
+    assert "app/db.py" in top_paths and "app/api.py" in top_paths
+    features = {name: feats for _, name, feats in ranked}
+    assert features["handle"]["focus"] == 1.0
+    assert features["save"]["focus"] > features["unrelated_3"]["focus"]
+    pack = context_pack.build(repo, budget=120, focus=["app/core.py"])
+    assert {p.chunk.path for p in pack.chunks} >= {"app/core.py"}
+
+
+def test_tokenize_and_mentions() -> None:
+    assert tokenize("getUserName snake_case HTTPServer") == [
+        "user", "name", "getusername", "snake", "case", "http", "server", "httpserver"]
+    mentions = find_mentions('See `QuerySet.filter()` in django/db/models/query.py:120 and parse_header(x)\n'
+                             '  File "/srv/app/utils.py", line 7, in run')
+    assert {"QuerySet.filter", "parse_header"} <= set(mentions.identifiers)
+    assert ("django/db/models/query.py", 120) in mentions.locations
+    assert ("/srv/app/utils.py", 7) in mentions.locations

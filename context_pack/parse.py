@@ -148,7 +148,7 @@ def _node_text(node: Any, source: bytes) -> str:
 
 
 def _clean_name(text: str) -> str:
-    text = re.sub(r"<[^<>]*>", "", text)  # generic arguments
+    text = re.sub(r"(?<=\w)<[^<>]*>", "", text)  # generic arguments, not operators like <=>
     text = text.replace("::", ".").replace("->", ".").replace("\\", ".")
     text = re.sub(r"[\s*&]+", "", text)
     return text.strip(".")

@@ -25,5 +25,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "$wanted" >"$stamp"
 fi
 
-.venv/bin/ruff check --quiet context_pack tests fixtures bench
+.venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest "$@"

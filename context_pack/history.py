@@ -68,3 +68,17 @@ def _dirty(root: Path) -> set[str]:
         if path.startswith(prefix):
             dirty.add(path[len(prefix):])
     return dirty
+
+
+def tracked_blobs(root: Path) -> dict[str, str]:
+    """Git's blob id of every tracked file under root (relative paths): the content hash of clean files."""
+    listing = _git(root, "-c", "core.quotepath=off", "ls-files", "-s", "-z")
+    if listing is None or listing.returncode != 0:
+        return {}
+    blobs = {}
+    for entry in listing.stdout.split(b"\0"):
+        meta, _, path = entry.partition(b"\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[2] == b"0":  # stage 0: not in a merge conflict
+            blobs[path.decode("utf-8", "surrogateescape")] = parts[1].decode("ascii")
+    return blobs

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import logging
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +16,12 @@ import numpy as np
 
 from .config import Config, load_config, parse_budget
 from .errors import UsageError
-from .history import FileHistory, read_history
+from .history import FileHistory, read_history, tracked_blobs
+from .index import CachedFile, Index, ParsedFile, Stat, content_hash
+from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Pack, ScoredChunk
 from .pack import pack as pack_chunks
-from .parse import parse_file
+from .parallel import parse_many, parse_with_terms
 from .render import normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .score import compute_features, score_chunks
@@ -42,8 +47,9 @@ class Corpus:
     timings: dict[str, float] = field(default_factory=dict)
     history: FileHistory = field(default_factory=FileHistory)
     facts: RepoFacts = field(default_factory=RepoFacts)
+    index: Index | None = None
+    parsed_files: int = 0  # how many files this build had to parse
     _graph: CodeGraph | None = None
-    _query_index: query_signal.QueryIndex | None = None
 
     @property
     def graph(self) -> CodeGraph:
@@ -51,11 +57,21 @@ class Corpus:
             self._graph = build_graph(self.chunks, self.facts)
         return self._graph
 
-    @property
-    def query_index(self) -> query_signal.QueryIndex:
-        if self._query_index is None:
-            self._query_index = query_signal.QueryIndex(self.chunks)
-        return self._query_index
+    def bm25(self, query: str) -> np.ndarray:
+        """Each chunk's BM25 score for the query's terms, from the index's full-text table."""
+        scores = np.zeros(len(self.chunks))
+        if self.index is None:
+            return scores
+        position: dict[tuple[str, int], int] = {}
+        ordinal = 0
+        for i, chunk in enumerate(self.chunks):
+            ordinal = 0 if i == 0 or self.chunks[i - 1].path != chunk.path else ordinal + 1
+            position[(chunk.path, ordinal)] = i
+        for path, number, score in self.index.bm25(query_signal.query_terms(query)):
+            found = position.get((path, number))
+            if found is not None:
+                scores[found] = score
+        return scores
 
 
 def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Config:
@@ -64,37 +80,147 @@ def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Con
     return load_config(root, dict(config or {}))
 
 
-def collect(root: str | Path, config: Config | None = None) -> Corpus:
-    """Walk and parse a root into chunks."""
+def parse_fingerprint(config: Config) -> str:
+    """What a cached parse depends on besides the file: ctxpack, grammars, queries and chunking settings."""
+    parts = [metadata_version("context-pack"), str(config.class_split_lines), str(config.block_max_lines)]
+    for language, (module, _) in sorted(GRAMMARS.items()):
+        parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
+        try:
+            parts.append(hashlib.sha1(query_source(language).encode()).hexdigest())
+        except OSError:
+            parts.append("no-query")
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()
+
+
+def metadata_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def collect(root: str | Path, config: Config | None = None, use_cache: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> Corpus:
+    """Walk and parse a root into chunks, re-using `.ctxpack/index.db` for files that did not change.
+
+    `use_cache=False` touches no disk (an in-memory index). `progress(done, total)` reports parsing.
+    """
     root_path = Path(root)
     config = resolve_config(root_path, config)
-    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
     walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size)
-    walked_at = time.perf_counter()
-    chunks: list[Chunk] = []
-    line_counts: dict[str, int] = {}
-    files: list[File] = []
+    root_dir = walked.root
+    lap("walk")
+    history = read_history(root_dir)
+    blobs = tracked_blobs(root_dir) if history.available else {}
+    lap("git")
+    index = Index.open(root_dir, parse_fingerprint(config), use_disk=use_cache)
+    stored = index.stored()
+
+    reuse: list[str] = []
+    restat: dict[str, Stat] = {}
+    jobs: list[tuple[str, str, bytes]] = []
+    digests: dict[str, tuple[str, Stat]] = {}
+    present: list[File] = []
     for file in walked.files:
+        language = file.language or "text"
         try:
-            source = (walked.root / file.path).read_bytes()
-        except OSError as exc:  # deleted or unreadable since the walk
+            info = os.stat(root_dir / file.path)
+        except OSError as exc:  # deleted since the walk
             log.warning("skipping %s: %s", file.path, exc.strerror or exc)
             walked.skip("unreadable", file.path)
             continue
-        result = parse_file(file.path, source, file.language or "text", config.class_split_lines,
-                            config.block_max_lines)
-        if result.warning:
-            log.warning("%s", result.warning)
-        files.append(file)
-        chunks.extend(result.chunks)
-        line_counts[file.path] = result.chunks[-1].end_line if result.chunks else 0
-    parsed_at = time.perf_counter()
-    history = read_history(walked.root)
-    facts = read_repo_facts(walked.root, [f.path for f in files])
-    done = time.perf_counter()
-    return Corpus(root=walked.root, files=files, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
-                  timings={"walk": walked_at - started, "parse": parsed_at - walked_at, "git": done - parsed_at},
-                  history=history, facts=facts)
+        stat = Stat(info.st_size, info.st_mtime_ns)
+        entry = stored.get(file.path)
+        fresh = entry is not None and entry[2] == language
+        if fresh and entry is not None and entry[1] == stat:
+            reuse.append(file.path)  # same size and mtime: no read at all
+            present.append(file)
+            continue
+        blob = blobs.get(file.path) if file.path not in history.dirty else None
+        if fresh and entry is not None and blob is not None and blob == entry[0]:
+            reuse.append(file.path)  # git already knows the content is the same
+            restat[file.path] = stat
+            present.append(file)
+            continue
+        try:
+            source = (root_dir / file.path).read_bytes()
+        except OSError as exc:
+            log.warning("skipping %s: %s", file.path, exc.strerror or exc)
+            walked.skip("unreadable", file.path)
+            continue
+        digest = blob if blob is not None else content_hash(source)
+        present.append(file)
+        if fresh and entry is not None and entry[0] == digest:
+            reuse.append(file.path)
+            restat[file.path] = stat
+            continue
+        jobs.append((file.path, language, source))
+        digests[file.path] = (digest, stat)
+    lap("hash")
+
+    total = len(jobs)
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance)
+    lap("parse")
+    for path in sorted(parsed):
+        if parsed[path][0].warning:
+            log.warning("%s", parsed[path][0].warning)
+    languages = {f.path: f.language or "text" for f in present}
+    current = {f.path for f in present}
+    changed = {path: ParsedFile(*digests[path], languages[path], result.chunks, terms)
+               for path, (result, terms) in parsed.items()}
+    deleted = [path for path in stored if path not in current]
+    cached = dict(index.load(reuse))
+    for path in reuse:
+        if path not in cached:  # a row that did not decode: parse it again
+            result, terms = parse_with_terms((path, languages[path], (root_dir / path).read_bytes()),
+                                             config.class_split_lines, config.block_max_lines)
+            stat = stored[path][1] if path not in restat else restat[path]
+            changed[path] = ParsedFile(stored[path][0], stat, languages[path], result.chunks, terms)
+    if not index.update(changed, restat, deleted):
+        index = _memory_index(index, config, changed, cached)
+    lap("store")
+
+    chunks: list[Chunk] = []
+    line_counts: dict[str, int] = {}
+    for file in present:
+        file_chunks = cached[file.path].chunks if file.path in cached else changed[file.path].chunks
+        chunks.extend(file_chunks)
+        line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
+    facts = read_repo_facts(root_dir, [f.path for f in present])
+    lap("load")
+    return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
+                  timings=timings, history=history, facts=facts, index=index, parsed_files=len(parsed))
+
+
+def _memory_index(failed: Index, config: Config, changed: dict[str, ParsedFile],
+                  cached: dict[str, CachedFile]) -> Index:
+    """The disk index could not take this build's parses: carry on with everything in memory."""
+    failed.close()
+    memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
+    everything = dict(changed)
+    for path, entry in cached.items():
+        terms = [" ".join(query_signal.chunk_terms(chunk)) for chunk in entry.chunks]
+        everything[path] = ParsedFile(entry.hash, entry.stat, entry.chunks[0].language if entry.chunks else "text",
+                                      entry.chunks, terms)
+    memory.update(everything, {}, [])
+    return memory
 
 
 def rank(corpus: Corpus, config: Config, query: str | None = None,
@@ -107,7 +233,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
         "centrality": centrality.compute(corpus.graph),
     }
     if query and query.strip():
-        extra["query"] = query_signal.compute(chunks, corpus.graph, corpus.query_index, query)
+        extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query))
     if focus:
         extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus)
     features = compute_features(chunks, {k: np.asarray(v).tolist() for k, v in extra.items()})
@@ -140,11 +266,13 @@ def build(
     focus: Iterable[str] = (),
     config: Config | Mapping[str, Any] | None = None,
     format: str = "md",
+    use_cache: bool = True,
 ) -> Pack:
     """Build a pack of `root` within `budget` tokens.
 
     `budget` takes an integer or `32k`-style text (k = 1024); by default it is the config's (32k).
     `format` is the pack text's format: md (default), xml or plain. JSON is `Pack.to_json_dict()`.
+    `use_cache=False` keeps the index in memory: nothing is written under `root/.ctxpack/`.
     """
     root_path = Path(root)
     if not root_path.exists():
@@ -152,18 +280,23 @@ def build(
     resolved = resolve_config(root_path, config)
     if budget is not None:
         resolved = resolved.with_overrides(budget=parse_budget(budget))
-    return build_with_corpus(root_path, resolved, query=query, focus=focus, fmt=format)[0]
+    return build_with_corpus(root_path, resolved, query=query, focus=focus, fmt=format, use_cache=use_cache)[0]
 
 
 def build_with_corpus(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
-                      fmt: str = "md") -> tuple[Pack, Corpus]:
+                      fmt: str = "md", use_cache: bool = True,
+                      progress: Callable[[int, int], None] | None = None) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
     focus_paths = resolve_focus(root, focus)
-    corpus = collect(root, config)
-    ranked = rank(corpus, config, query=query, focus=focus_paths)
-    started = time.perf_counter()
-    pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
-    corpus.timings["pack"] = time.perf_counter() - started
+    corpus = collect(root, config, use_cache=use_cache, progress=progress)
+    try:
+        ranked = rank(corpus, config, query=query, focus=focus_paths)
+        started = time.perf_counter()
+        pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
+        corpus.timings["pack"] = time.perf_counter() - started
+    finally:
+        if corpus.index is not None:
+            corpus.index.close()
     return pack, corpus
 
 

@@ -68,6 +68,11 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def chunk_terms(chunk: Chunk) -> list[str]:
+    """What BM25 indexes for a chunk: its path, name and text, as identifier sub-words."""
+    return tokenize(f"{chunk.path} {chunk.name} {chunk.text}")
+
+
 @dataclass
 class Mentions:
     identifiers: dict[str, float] = field(default_factory=dict)  # dotted name -> confidence
@@ -100,16 +105,10 @@ def find_mentions(query: str) -> Mentions:
     return mentions
 
 
-class QueryIndex:
-    """The query-independent half: BM25 over the chunks, and lookups by path and name."""
+class PathLookup:
+    """Repository paths by trailing components, with and without their suffix."""
 
-    def __init__(self, chunks: Sequence[Chunk]) -> None:
-        import bm25s
-
-        self.bm25 = bm25s.BM25()
-        documents = [tokenize(f"{c.path} {c.name} {c.text}") or ["\0"] for c in chunks]
-        self.bm25.index(documents, show_progress=False)
-        paths = sorted({c.path for c in chunks})
+    def __init__(self, paths: Sequence[str]) -> None:
         self.path_index = PathIndex(paths)
         self.stem_index = PathIndex(str(PurePosixPath(p).with_suffix("")) for p in paths)
         self.stem_to_paths: dict[str, list[str]] = {}
@@ -117,7 +116,11 @@ class QueryIndex:
             self.stem_to_paths.setdefault(str(PurePosixPath(path).with_suffix("")), []).append(path)
 
 
-def _match_path(index: QueryIndex, mention: str) -> list[str]:
+def query_terms(query: str) -> list[str]:
+    return sorted(set(tokenize(query)))
+
+
+def _match_path(index: PathLookup, mention: str) -> list[str]:
     """Repository files a mentioned path names: the longest trailing match, `a/b.py` or `a/b` (no suffix)."""
     parts = [p for p in mention.split("/") if p and p not in (".", "..")]
     for start in range(len(parts)):
@@ -134,12 +137,12 @@ def _match_path(index: QueryIndex, mention: str) -> list[str]:
     return []
 
 
-def compute(chunks: Sequence[Chunk], graph: CodeGraph, index: QueryIndex, query: str) -> np.ndarray:
+def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray) -> np.ndarray:
+    """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index."""
     n = len(chunks)
     if n == 0 or not query.strip():
         return np.zeros(n)
-    query_tokens = sorted(set(tokenize(query)))
-    bm25 = np.asarray(index.bm25.get_scores(query_tokens), dtype=np.float64) if query_tokens else np.zeros(n)
+    index = PathLookup(graph.files)
     top = float(bm25.max()) if bm25.size else 0.0
     bm25_norm = bm25 / top if top > 0 else bm25
 

@@ -1,0 +1,262 @@
+"""Stage — index: parsed files kept in `.ctxpack/index.db`, keyed by content hash.
+
+An unchanged file is never parsed twice: its stat data (size, mtime) is checked first, so it costs no
+read; a changed stat costs a read and a hash, and only a changed hash costs a parse. Rows are plain
+JSON — never pickle, since a db file in a repository is not to be trusted. A db that is corrupt,
+truncated, foreign or of another schema is rebuilt with a warning; a `.ctxpack/` that cannot be written
+falls back to an in-memory index with a warning. One transaction per update, WAL, a busy timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .model import Chunk
+
+log = logging.getLogger("context_pack")
+
+SCHEMA_VERSION = 1
+INDEX_DIR = ".ctxpack"
+INDEX_FILE = "index.db"
+BUSY_TIMEOUT_MS = 10_000
+APPLICATION_ID = 0x63747870  # "ctxp": marks the file as ours
+
+
+@dataclass(frozen=True)
+class Stat:
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class ParsedFile:
+    """A fresh parse on its way into the index."""
+
+    hash: str
+    stat: Stat
+    language: str
+    chunks: list[Chunk]
+    terms: list[str]  # per chunk: its query terms, space-joined
+
+
+@dataclass
+class CachedFile:
+    hash: str
+    stat: Stat
+    chunks: list[Chunk]
+
+
+def content_hash(data: bytes) -> str:
+    """Git's blob id: the same hash git reports for a clean tracked file."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def chunk_to_row(chunk: Chunk) -> list[object]:
+    return [chunk.kind, chunk.name, chunk.start_line, chunk.end_line, chunk.text, chunk.signature,
+            chunk.signature_line, list(chunk.symbols), list(chunk.references), list(chunk.imports),
+            chunk.todo_count, chunk.is_test]
+
+
+def chunk_from_row(path: str, language: str, row: Sequence[Any]) -> Chunk:
+    kind, name, start, end, text, signature, signature_line, symbols, refs, imports, todo, is_test = row
+    return Chunk(path=path, language=language, kind=str(kind), name=str(name), start_line=int(start),
+                 end_line=int(end), text=str(text), signature=str(signature), signature_line=int(signature_line),
+                 symbols=tuple(symbols), references=tuple(refs), imports=tuple(imports), todo_count=int(todo),
+                 is_test=bool(is_test))
+
+
+class Index:
+    """The per-repository cache. `Index.open(root)` never raises for a bad db: it rebuilds."""
+
+    def __init__(self, connection: sqlite3.Connection, fingerprint: str, location: str) -> None:
+        self.db = connection
+        self.fingerprint = fingerprint
+        self.location = location  # a path, or ":memory:"
+
+    # -- opening ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, root: Path, fingerprint: str, use_disk: bool = True) -> Index:
+        if not use_disk:
+            return cls._memory(fingerprint)
+        directory = root / INDEX_DIR
+        try:
+            _ensure_dir(directory)
+        except OSError as exc:
+            log.warning("cannot write %s (%s); using an in-memory index", directory, exc.strerror or exc)
+            return cls._memory(fingerprint)
+        path = directory / INDEX_FILE
+        for attempt in range(2):
+            try:
+                connection = _connect(path)
+                index = cls(connection, fingerprint, str(path))
+                index._prepare()
+                return index
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    log.warning("index is busy (%s); using an in-memory index this time", exc)
+                    return cls._memory(fingerprint)
+                if "readonly" in str(exc) or "read-only" in str(exc) or "unable to open" in str(exc):
+                    log.warning("cannot write %s (%s); using an in-memory index", path, exc)
+                    return cls._memory(fingerprint)
+                if attempt:
+                    raise
+                _discard(path, f"unusable index ({exc})")
+            except (sqlite3.DatabaseError, _Foreign) as exc:
+                if attempt:
+                    log.warning("cannot rebuild %s (%s); using an in-memory index", path, exc)
+                    return cls._memory(fingerprint)
+                _discard(path, str(exc) or "corrupt index")
+        return cls._memory(fingerprint)  # pragma: no cover - the loop returns or raises
+
+    @classmethod
+    def _memory(cls, fingerprint: str) -> Index:
+        index = cls(sqlite3.connect(":memory:", isolation_level=None), fingerprint, ":memory:")
+        index._prepare()
+        return index
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")  # take the write lock now: concurrent builds queue here
+        try:
+            yield self.db
+        except BaseException:
+            with suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _prepare(self) -> None:
+        with self._transaction() as db:
+            (application_id,) = db.execute("PRAGMA application_id").fetchone()
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and application_id != APPLICATION_ID:
+                raise _Foreign("not a ctxpack index")
+            if not tables:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, "
+                           "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, chunks TEXT NOT NULL)")
+                # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75).
+                db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
+                           "tokenize = 'unicode61 remove_diacritics 0')")
+                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                               [("schema", str(SCHEMA_VERSION)), ("fingerprint", self.fingerprint)])
+                return
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("schema") != str(SCHEMA_VERSION):
+                raise _Foreign(f"index schema {meta.get('schema')!r}, expected {SCHEMA_VERSION}")
+            db.execute("SELECT path, hash, size, mtime_ns, language, chunks FROM files LIMIT 1").fetchall()
+            db.execute("SELECT path, ordinal, body FROM terms LIMIT 1").fetchall()
+            if meta.get("fingerprint") != self.fingerprint:  # parser or settings changed: every parse is stale
+                db.execute("DELETE FROM files")
+                db.execute("DELETE FROM terms")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (self.fingerprint,))
+
+    def close(self) -> None:
+        with suppress(sqlite3.Error):
+            self.db.close()
+
+    # -- reading and writing ---------------------------------------------------------------------------
+
+    def stored(self) -> dict[str, tuple[str, Stat, str]]:
+        """path -> (hash, stat, language) for every file in the index."""
+        rows = self.db.execute("SELECT path, hash, size, mtime_ns, language FROM files")
+        return {path: (digest, Stat(size, mtime), language) for path, digest, size, mtime, language in rows}
+
+    def load(self, paths: Iterable[str]) -> Iterator[tuple[str, CachedFile]]:
+        """The cached parse of each path that has one; rows that do not decode are skipped (re-parsed)."""
+        wanted = list(paths)
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                f"SELECT path, hash, size, mtime_ns, language, chunks FROM files WHERE path IN ({marks})", batch)
+            for path, digest, size, mtime, language, chunks_json in rows:
+                try:
+                    chunks = [chunk_from_row(path, language, row) for row in json.loads(chunks_json)]
+                except (ValueError, TypeError):
+                    continue
+                yield path, CachedFile(digest, Stat(size, mtime), chunks)
+
+    def update(self, changed: dict[str, ParsedFile], restat: dict[str, Stat], deleted: Iterable[str]) -> bool:
+        """One transaction: new parses and their query terms, new stat data, vanished files.
+
+        Returns False when the index could not be written (the build goes on uncached).
+        """
+        gone = [*changed, *deleted]
+        try:
+            with self._transaction():
+                for start in range(0, len(gone), 500):
+                    batch = gone[start:start + 500]
+                    marks = ",".join("?" * len(batch))
+                    self.db.execute(f"DELETE FROM terms WHERE path IN ({marks})", batch)
+                    self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
+                self.db.executemany(
+                    "INSERT INTO files (path, hash, size, mtime_ns, language, chunks) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(path, f.hash, f.stat.size, f.stat.mtime_ns, f.language,
+                      json.dumps([chunk_to_row(c) for c in f.chunks], ensure_ascii=False, separators=(",", ":")))
+                     for path, f in changed.items()])
+                self.db.executemany("INSERT INTO terms (path, ordinal, body) VALUES (?, ?, ?)",
+                                    [(path, ordinal, body) for path, f in changed.items()
+                                     for ordinal, body in enumerate(f.terms)])
+                self.db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
+                                    [(s.size, s.mtime_ns, path) for path, s in restat.items()])
+            return True
+        except sqlite3.Error as exc:  # a full disk, a lock held too long
+            log.warning("could not update the index (%s); continuing without caching", exc)
+            return False
+
+    def bm25(self, terms: Sequence[str]) -> list[tuple[str, int, float]]:
+        """(path, chunk ordinal, BM25 score) of every chunk holding at least one of the terms."""
+        if not terms:
+            return []
+        match = " OR ".join('"' + term.replace('"', "") + '"' for term in terms)
+        rows = self.db.execute("SELECT path, ordinal, -bm25(terms) FROM terms WHERE terms MATCH ?", (match,))
+        return [(path, int(ordinal), float(score)) for path, ordinal, score in rows]
+
+    def stats(self) -> dict[str, object]:
+        files, chunk_bytes = self.db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(chunks)), 0) FROM files").fetchone()
+        languages = dict(self.db.execute("SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC"))
+        size = os.path.getsize(self.location) if self.location != ":memory:" else 0
+        return {"location": self.location, "schema": SCHEMA_VERSION, "files": files,
+                "chunk_bytes": chunk_bytes, "db_bytes": size, "languages": languages}
+
+
+class _Foreign(Exception):
+    """The db file is not a ctxpack index of this schema."""
+
+
+def _ensure_dir(directory: Path) -> None:
+    directory.mkdir(exist_ok=True)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(13, "read-only directory")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)  # explicit BEGINs
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode is None:
+        raise sqlite3.DatabaseError("no journal mode")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    return connection
+
+
+def _discard(path: Path, reason: str) -> None:
+    log.warning("rebuilding the index at %s: %s", path, reason)
+    for suffix in ("", "-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")

@@ -1,0 +1,72 @@
+"""Parse many files across all cores: a process pool over batches, results merged in the parent."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from .parse import ParseResult, parse_file
+from .signals.query import chunk_terms
+
+PARALLEL_MIN_FILES = 48  # below this, a pool costs more than it saves
+BATCH_BYTES = 256 * 1024
+
+Job = tuple[str, str, bytes]  # path, language, source
+Parsed = tuple[ParseResult, list[str]]  # the parse, and each chunk's query terms (space-joined)
+
+
+def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int) -> Parsed:
+    path, language, source = job
+    result = parse_file(path, source, language, class_split_lines, block_max_lines)
+    return result, [" ".join(chunk_terms(chunk)) for chunk in result.chunks]
+
+
+def _parse_batch(jobs: list[Job], class_split_lines: int, block_max_lines: int) -> list[tuple[str, Parsed]]:
+    return [(job[0], parse_with_terms(job, class_split_lines, block_max_lines)) for job in jobs]
+
+
+def _batches(jobs: Sequence[Job]) -> list[list[Job]]:
+    batches: list[list[Job]] = []
+    current: list[Job] = []
+    size = 0
+    for job in jobs:
+        current.append(job)
+        size += len(job[2])
+        if size >= BATCH_BYTES:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+def parse_many(
+    jobs: Sequence[Job],
+    class_split_lines: int,
+    block_max_lines: int,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> dict[str, Parsed]:
+    """Parse every job; `progress` is called with the number of files just finished."""
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    results: dict[str, Parsed] = {}
+    if workers <= 1 or len(jobs) < PARALLEL_MIN_FILES:
+        for job in jobs:
+            results[job[0]] = parse_with_terms(job, class_split_lines, block_max_lines)
+            if progress:
+                progress(1)
+        return results
+    # Largest first, so a big file does not start last and hold the pool open alone.
+    ordered = sorted(jobs, key=lambda job: -len(job[2]))
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_parse_batch, batch, class_split_lines, block_max_lines)
+                   for batch in _batches(ordered)]
+        for future in as_completed(futures):
+            batch_results = future.result()
+            results.update(batch_results)
+            if progress:
+                progress(len(batch_results))
+    return results

@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,8 @@ def _common_options(function: Any) -> Any:
         click.option("--focus", multiple=True, metavar="PATH", help="A file to centre the pack on (repeat)."),
         click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat)."),
         click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeat)."),
+        click.option("--no-cache", is_flag=True, help="Keep the index in memory; write nothing to .ctxpack/."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
         click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr."),
         click.option("--debug", is_flag=True, help="Show tracebacks on errors."),
     ]
@@ -93,8 +97,8 @@ def cli() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
 def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
-          include: tuple[str, ...], exclude: tuple[str, ...], verbose: bool, debug: bool,
-          budget: str | None, fmt: str, output: Path | None) -> None:
+          include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
+          debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
     """Build a pack of PATH that fits the budget, counted with the tokenizer (cl100k by default).
 
     \b
@@ -112,7 +116,9 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
         raise UsageError(f"path does not exist: {path}")
     config = pipeline.resolve_config(path, _overrides(budget, include, exclude))
     text_format = "md" if fmt.lower() == "json" else fmt
-    pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format)
+    with _progress(quiet) as progress:
+        pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format,
+                                                  use_cache=not no_cache, progress=progress)
     out = json.dumps(pack.to_json_dict(), ensure_ascii=False, indent=2) + "\n" if fmt.lower() == "json" else pack.text
     _emit(out, output)
     if verbose:
@@ -128,7 +134,8 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
 @_common_options
 @click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many chunks.")
 def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
-            include: tuple[str, ...], exclude: tuple[str, ...], verbose: bool, debug: bool, top: int) -> None:
+            include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
+            debug: bool, top: int) -> None:
     """Show the top-ranked chunks of PATH with every feature and the final score.
 
     \b
@@ -143,8 +150,11 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
         raise UsageError(f"path does not exist: {path}")
     config = pipeline.resolve_config(path, _overrides(None, include, exclude))
     focus_paths = pipeline.resolve_focus(path, focus)
-    corpus = pipeline.collect(path, config)
+    with _progress(quiet) as progress:
+        corpus = pipeline.collect(path, config, use_cache=not no_cache, progress=progress)
     ranked = pipeline.rank(corpus, config, query=text_query, focus=focus_paths)
+    if corpus.index is not None:
+        corpus.index.close()
 
     from rich.console import Console
     from rich.table import Table
@@ -163,6 +173,81 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
         table.add_row(str(position), f"{item.score:.3f}", label, chunk.kind,
                       *(f"{item.features.get(name, 0.0):.2f}" for name in FEATURE_NAMES))
     Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--verbose", "-v", is_flag=True, help="Timings on stderr.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def index(path: Path, quiet: bool, verbose: bool, debug: bool) -> None:
+    """Parse PATH into its index (.ctxpack/index.db) so the next build is quick.
+
+    \b
+    Examples:
+      ctxpack index .
+      ctxpack index repo/ --quiet && ctxpack build repo/ -b 16k
+    """
+    _State.debug = debug
+    _setup_logging(verbose)
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    config = pipeline.resolve_config(path, {})
+    started = time.perf_counter()
+    with _progress(quiet) as progress:
+        corpus = pipeline.collect(path, config, progress=progress)
+    corpus.graph  # noqa: B018 - built now, so its cost shows here
+    if corpus.index is not None:
+        corpus.index.close()
+    click.echo(f"indexed {len(corpus.files)} files, {len(corpus.chunks)} chunks "
+               f"({corpus.parsed_files} parsed, {len(corpus.files) - corpus.parsed_files} unchanged) "
+               f"in {time.perf_counter() - started:.2f}s")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def stats(path: Path, as_json: bool, debug: bool) -> None:
+    """Show what the index of PATH holds, and what the walk skips and why.
+
+    \b
+    Examples:
+      ctxpack stats .
+      ctxpack stats repo/ --json
+    """
+    _State.debug = debug
+    _setup_logging(False)
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    figures = pipeline.index_stats(path)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2, sort_keys=True))
+        return
+    click.echo(f"index:     {figures['location']} (schema {figures['schema']}, {figures['db_bytes']:,} bytes)")
+    click.echo(f"files:     {figures['files']:,} indexed, {figures['walked']:,} walked")
+    click.echo("languages: " + ", ".join(f"{k} {v}" for k, v in figures["languages"].items()))
+    for reason, count in sorted(figures["skipped"].items()):
+        click.echo(f"skipped:   {count:,} {reason}")
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise or with --quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("parsing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(file=sys.stderr), transient=True) as bar:
+        task = bar.add_task("parse", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _emit(text: str, output: Path | None) -> None:

@@ -300,6 +300,20 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
     return pack, corpus
 
 
+def index_stats(root: Path) -> dict[str, Any]:
+    """What the index holds (without changing it) and what the walk skips."""
+    config = resolve_config(root, {})
+    walked = walk(root, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size)
+    index = Index.open(walked.root, parse_fingerprint(config))
+    try:
+        figures = index.stats()
+    finally:
+        index.close()
+    figures["walked"] = len(walked.files)
+    figures["skipped"] = {reason: len(paths) for reason, paths in walked.skipped.items()}
+    return figures
+
+
 def resolve_focus(root: Path, focus: Iterable[str]) -> list[str]:
     """Focus paths relative to the root, with `/`; each must exist inside it."""
     resolved_root = root.resolve()

@@ -123,3 +123,21 @@ def test_verbose_reports_timings_on_stderr_only(example_repo: Path) -> None:
     verbose = run_cli("build", str(example_repo), "-b", "2k", "-v")
     assert verbose.stdout == quiet.stdout
     assert "parse" in verbose.stderr and "skipped" in verbose.stderr
+
+
+def test_index_and_stats_commands(tmp_path: Path) -> None:
+    from conftest import init_repo
+
+    repo = init_repo(tmp_path / "r", {"a.py": "def a():\n    return 1\n", "b.md": "# b\n", "yarn.lock": "x\n"})
+    first = run_cli("index", str(repo))
+    assert first.returncode == 0, first.stderr
+    assert "indexed 2 files" in first.stdout and "2 parsed" in first.stdout
+    second = run_cli("index", str(repo))
+    assert "0 parsed, 2 unchanged" in second.stdout
+    stats = run_cli("stats", str(repo), "--json")
+    figures = json.loads(stats.stdout)
+    assert figures["files"] == 2 and figures["walked"] == 2
+    assert figures["languages"] == {"markdown": 1, "python": 1}
+    assert figures["skipped"] == {"lock file": 1}
+    text = run_cli("stats", str(repo))
+    assert "1 lock file" in text.stdout

@@ -1,0 +1,167 @@
+"""The incremental index: equal to a --no-cache build after any change, and robust to bad db files,
+concurrent builds and SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import context_pack
+from conftest import git, init_repo, run_cli
+from context_pack.config import load_config
+from context_pack.pipeline import collect
+
+
+def snapshot(repo: Path, query: str | None = None) -> tuple[dict, dict]:
+    cached = context_pack.build(repo, budget=1500, query=query).to_json_dict()
+    fresh = context_pack.build(repo, budget=1500, query=query, use_cache=False).to_json_dict()
+    return cached, fresh
+
+
+def make_repo(tmp_path: Path) -> Path:
+    files = {f"pkg/mod{i}.py": f"import pkg.mod{(i + 1) % 6}\n\n\ndef func_{i}(value):\n    return value * {i}\n"
+             for i in range(6)}
+    files["README.md"] = "# demo\n\nfunc_3 is the entry point.\n"
+    return init_repo(tmp_path / "repo", files)
+
+
+def test_cached_build_equals_fresh_after_edits_renames_deletes_and_branches(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    cached, fresh = snapshot(repo)
+    assert cached == fresh
+    assert (repo / ".ctxpack" / "index.db").is_file()
+    assert (repo / ".ctxpack" / ".gitignore").read_text() == "*\n"
+
+    (repo / "pkg/mod2.py").write_text("def renamed_func(value):\n    return value - 2  # TODO\n")
+    cached, fresh = snapshot(repo, "renamed_func")
+    assert cached == fresh and any(c["name"] == "renamed_func" for c in cached["chunks"])
+
+    os.rename(repo / "pkg/mod3.py", repo / "pkg/moved.py")
+    (repo / "pkg/mod4.py").unlink()
+    (repo / "pkg/new.py").write_text("class Fresh:\n    def run(self):\n        return 1\n")
+    cached, fresh = snapshot(repo, "Fresh run")
+    assert cached == fresh
+    paths = {c["path"] for c in cached["chunks"]}
+    assert "pkg/mod4.py" not in paths and "pkg/mod3.py" not in paths
+
+    git(repo, "checkout", "-q", "-b", "other")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "changes", date="2024-05-01T00:00:00+00:00")
+    git(repo, "checkout", "-q", "main")
+    cached, fresh = snapshot(repo, "func_4")
+    assert cached == fresh and any(c["path"] == "pkg/mod4.py" for c in cached["chunks"])
+    git(repo, "checkout", "-q", "other")
+    assert snapshot(repo, "Fresh") == snapshot(repo, "Fresh")
+
+
+def test_unchanged_files_are_not_parsed_again(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    config = load_config(repo)
+    assert collect(repo, config).parsed_files == 7
+    assert collect(repo, config).parsed_files == 0
+    os.utime(repo / "pkg/mod1.py", ns=(1, 1))  # new stat, same content: hashed, not parsed
+    assert collect(repo, config).parsed_files == 0
+    (repo / "pkg/mod1.py").write_text("def changed():\n    pass\n")
+    assert collect(repo, config).parsed_files == 1
+    assert collect(repo, config).parsed_files == 0
+
+
+def test_no_cache_writes_nothing(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    context_pack.build(repo, budget=500, use_cache=False)
+    result = run_cli("build", str(repo), "--no-cache", "-b", "500")
+    assert result.returncode == 0
+    assert not (repo / ".ctxpack").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "future-schema", "empty"])
+def test_bad_index_files_are_rebuilt(tmp_path: Path, damage: str) -> None:
+    repo = make_repo(tmp_path)
+    expected = context_pack.build(repo, budget=1500, use_cache=False).to_json_dict()
+    context_pack.build(repo, budget=1500)
+    db_path = repo / ".ctxpack" / "index.db"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    if damage == "garbage":
+        db_path.write_bytes(os.urandom(50_000))
+    elif damage == "truncated":
+        data = db_path.read_bytes()
+        db_path.write_bytes(data[: len(data) // 3])
+    elif damage == "foreign":
+        db_path.unlink()
+        other = sqlite3.connect(db_path)
+        other.execute("CREATE TABLE users (name TEXT)")
+        other.commit()
+        other.close()
+    elif damage == "future-schema":
+        db = sqlite3.connect(db_path)
+        db.execute("UPDATE meta SET value = '999' WHERE key = 'schema'")
+        db.commit()
+        db.close()
+    else:
+        db_path.write_bytes(b"")
+    result = run_cli("build", str(repo), "-b", "1500", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected
+    second = run_cli("build", str(repo), "-b", "1500", "-f", "json")
+    assert json.loads(second.stdout) == expected and "rebuilding" not in second.stderr
+
+
+def test_read_only_index_dir_falls_back_to_memory(tmp_path: Path) -> None:
+    if os.geteuid() == 0:  # root ignores permission bits: make the path unusable instead
+        repo = make_repo(tmp_path)
+        (repo / ".ctxpack").write_text("not a directory")
+    else:
+        repo = make_repo(tmp_path)
+        (repo / ".ctxpack").mkdir()
+        (repo / ".ctxpack").chmod(0o500)
+    expected = context_pack.build(repo, budget=1000, use_cache=False).to_json_dict()
+    result = run_cli("build", str(repo), "-b", "1000", "-f", "json")
+    assert result.returncode == 0, result.stderr
+    assert "in-memory index" in result.stderr
+    assert json.loads(result.stdout) == expected
+
+
+def test_two_builds_at_once_both_succeed_identically(stdlib_part: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "copy"
+    subprocess.run(["git", "clone", "-q", str(stdlib_part), str(repo)], check=True)
+    command = [sys.executable, "-m", "context_pack", "build", str(repo), "-b", "4000", "-f", "json",
+               "-q", "header parsing"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out1, err1 = first.communicate(timeout=300)
+    out2, err2 = second.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, (err1, err2)
+    assert out1 == out2
+    fresh = context_pack.build(repo, budget=4000, query="header parsing", use_cache=False).to_json_dict()
+    assert json.loads(out1) == fresh
+
+
+def test_sigkill_at_random_moments_leaves_a_usable_index(stdlib_part: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "copy"
+    subprocess.run(["git", "clone", "-q", str(stdlib_part), str(repo)], check=True)
+    expected = context_pack.build(repo, budget=3000, query="json encoder", use_cache=False).to_json_dict()
+    rng = random.Random(7)
+    command = [sys.executable, "-m", "context_pack", "build", str(repo), "-b", "3000", "-f", "json",
+               "-q", "json encoder"]
+    for round_number in range(6):
+        if round_number % 2:  # change a file so some kills land in an incremental update
+            target = repo / "textwrap.py"
+            target.write_text(target.read_text() + f"\n# edit {round_number}\n")
+            expected = context_pack.build(repo, budget=3000, query="json encoder", use_cache=False).to_json_dict()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 3.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        result = run_cli("build", str(repo), "-b", "3000", "-f", "json", "-q", "json encoder")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == expected

@@ -8,19 +8,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .parse import ParseResult, parse_file
-from .signals.query import chunk_terms
+from .signals.query import chunk_document
 
 PARALLEL_MIN_FILES = 48  # below this, a pool costs more than it saves
 BATCH_BYTES = 256 * 1024
 
 Job = tuple[str, str, bytes]  # path, language, source
-Parsed = tuple[ParseResult, list[str]]  # the parse, and each chunk's query terms (space-joined)
+Parsed = tuple[ParseResult, list[str]]  # the parse, and each chunk's full-text document
 
 
 def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int) -> Parsed:
     path, language, source = job
     result = parse_file(path, source, language, class_split_lines, block_max_lines)
-    return result, [" ".join(chunk_terms(chunk)) for chunk in result.chunks]
+    return result, [chunk_document(chunk) for chunk in result.chunks]
 
 
 def _parse_batch(jobs: list[Job], class_split_lines: int, block_max_lines: int) -> list[tuple[str, Parsed]]:

@@ -29,6 +29,11 @@ CLASS_LIKE_KINDS = CONTAINER_KINDS - {"module", "namespace"}
 
 ATTRIBUTE_NODES = frozenset({"attribute_item", "inner_attribute_item", "decorator", "attribute_list"})
 TODO_RE = re.compile(r"\b(?:TODO|FIXME|BUG|HACK|XXX)\b")
+TODO_MARKS = re.compile(r"TODO|FIXME|BUG|HACK|XXX")  # a cheap first look before the word-bounded count
+
+
+def count_todos(text: str) -> int:
+    return len(TODO_RE.findall(text)) if TODO_MARKS.search(text) else 0
 TEST_DIRS = frozenset({"test", "tests", "testing", "spec", "specs", "__tests__", "test_utils", "testdata"})
 TEST_FILE_RE = re.compile(
     r"(^test_.*\.py$|_test\.py$|^conftest\.py$|_test\.go$|\.(test|spec)\.[cm]?[jt]sx?$|"
@@ -165,7 +170,12 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
              lines: list[str]) -> tuple[list[_Def], _Facts]:
     facts = _Facts()
     by_name_node: dict[tuple[int, int], _Def] = {}
+    references = facts.references
     for _, captures in matches:
+        if len(captures) == 1 and "reference" in captures:  # most matches: a bare reference
+            for node in captures["reference"]:
+                references.setdefault(node.start_point.row, []).append(node.text.decode("utf-8", "replace"))
+            continue
         def_nodes = [(name[len("definition."):], nodes[0]) for name, nodes in captures.items()
                      if name.startswith("definition.")]
         if def_nodes and captures.get("name"):
@@ -339,7 +349,7 @@ class _ChunkBuilder:
                 signature_line=definition.node_start_row + 1 if definition is not None else 0,
                 symbols=tuple(dict.fromkeys(symbols)),
                 references=tuple(references), imports=tuple(dict.fromkeys(imports)),
-                todo_count=len(TODO_RE.findall(text)), is_test=is_test,
+                todo_count=count_todos(text), is_test=is_test,
             ))
         return chunks
 
@@ -403,7 +413,7 @@ def _block_chunks(path: str, language: str, lines: list[str], start: int, end: i
         first = text.lstrip().split("\n", 1)[0].strip()
         name = first.lstrip("#").strip()[:80] if language in ("markdown", "rst") and first.startswith("#") else ""
         chunks.append(Chunk(path=path, language=language, kind="block", name=name, start_line=s + 1,
-                            end_line=e + 1, text=text, todo_count=len(TODO_RE.findall(text)),
+                            end_line=e + 1, text=text, todo_count=count_todos(text),
                             is_test=test_file))
     return chunks
 

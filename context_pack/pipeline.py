@@ -216,7 +216,7 @@ def _memory_index(failed: Index, config: Config, changed: dict[str, ParsedFile],
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
     everything = dict(changed)
     for path, entry in cached.items():
-        terms = [" ".join(query_signal.chunk_terms(chunk)) for chunk in entry.chunks]
+        terms = [query_signal.chunk_document(chunk) for chunk in entry.chunks]
         everything[path] = ParsedFile(entry.hash, entry.stat, entry.chunks[0].language if entry.chunks else "text",
                                       entry.chunks, terms)
     memory.update(everything, {}, [])

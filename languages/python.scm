@@ -15,7 +15,6 @@
 (class_definition superclasses: (argument_list (attribute attribute: (identifier) @reference)))
 (type (identifier) @reference)
 (type (attribute attribute: (identifier) @reference))
-(attribute attribute: (identifier) @reference)
 
 ; Imports
 (import_statement name: (dotted_name) @import.name) @import

@@ -18,6 +18,7 @@ from .graph import CodeGraph, log_normalise, pagerank, personalization_vector, s
 from .imports import PathIndex
 
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
+CAMEL_FIND_RE = re.compile(r"\b[A-Za-z0-9]*[a-z0-9][A-Z][A-Za-z0-9]*|\b[A-Z]{2,}[a-z][A-Za-z0-9]*")
 CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 BACKTICK_RE = re.compile(r"`([^`\n]{1,200})`")
 DOTTED_RE = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
@@ -68,9 +69,15 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-def chunk_terms(chunk: Chunk) -> list[str]:
-    """What BM25 indexes for a chunk: its path, name and text, as identifier sub-words."""
-    return tokenize(f"{chunk.path} {chunk.name} {chunk.text}")
+def chunk_document(chunk: Chunk) -> str:
+    """What the full-text index holds for a chunk: path, name and text, plus the parts of camelCase words.
+
+    SQLite's unicode61 tokenizer lower-cases and splits at every non-alphanumeric character, so the
+    document already yields `snake_case` → snake, case and `getUserName` → getusername; the appended
+    parts add get, user, name. `tokenize()` gives queries the same vocabulary.
+    """
+    camel = " ".join(" ".join(CAMEL_RE.findall(word)) for word in CAMEL_FIND_RE.findall(chunk.text))
+    return f"{chunk.path} {chunk.name}\n{chunk.text}\n{camel}"
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from . import index as index_module
+from . import parse as parse_module
 from .config import Config, load_config, parse_budget
 from .errors import UsageError
 from .history import FileHistory, read_history, tracked_blobs
@@ -83,6 +85,8 @@ def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Con
 def parse_fingerprint(config: Config) -> str:
     """What a cached parse depends on besides the file: ctxpack, grammars, queries and chunking settings."""
     parts = [metadata_version("context-pack"), str(config.class_split_lines), str(config.block_max_lines)]
+    for module in (parse_module, query_signal, index_module):  # the code that makes what the index stores
+        parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
     for language, (module, _) in sorted(GRAMMARS.items()):
         parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
         try:

@@ -19,11 +19,11 @@ else:  # pragma: no cover
 # With a query, relevance (and graph proximity to what is relevant, inside `query`) dominates; without
 # one, centrality, definitions and recency decide. Every feature is in [0, 1].
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "definitions": 0.6,
+    "definitions": 0.1,
     "tests": -0.2,
-    "todo": 0.1,
-    "recency": 0.3,
-    "centrality": 0.8,
+    "todo": 0.0,
+    "recency": 0.1,
+    "centrality": 0.2,
     "query": 3.0,
     "focus": 2.0,
 }

@@ -24,7 +24,7 @@ from .model import Chunk
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -146,9 +146,10 @@ class Index:
                 db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, "
                            "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, chunks TEXT NOT NULL)")
-                # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75).
+                # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75);
+                # Porter stemming, so an issue's "formsets" finds the code's `formset`.
                 db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
-                           "tokenize = 'unicode61 remove_diacritics 0')")
+                           "tokenize = 'porter unicode61 remove_diacritics 0')")
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA_VERSION)), ("fingerprint", self.fingerprint)])
                 return

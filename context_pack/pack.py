@@ -18,6 +18,7 @@ from .tokens import Tokenizer
 MIN_USEFUL_TOKENS = 12  # below this much room no chunk is worth trying
 CHARS_PER_TOKEN_CEILING = 10  # a text longer than this many chars per token of room cannot fit
 MARKER_ESTIMATE = 8
+MAX_FULL_SHARE = 0.5  # one chunk in full takes at most this share of the budget; beyond, its signature
 TOP_UP_ROUNDS = 4
 
 
@@ -64,7 +65,7 @@ def pack(
     root_name: str,
     line_counts: Mapping[str, int],
     section_of: Callable[[Chunk], Section] | None = None,
-    max_full_share: float = 0.5,
+    max_full_share: float | None = None,
 ) -> PackResult:
     """Choose chunks so that the rendered pack text, counted by `tokenizer`, is ≤ `budget`."""
     style = Style(normalise_format(fmt))
@@ -78,7 +79,7 @@ def pack(
 
     chosen: dict[tuple[str, int], PackedChunk] = {}
     open_files: set[str] = set()
-    full_cap = max(MIN_USEFUL_TOKENS, int(budget * max_full_share))
+    full_cap = max(MIN_USEFUL_TOKENS, int(budget * (MAX_FULL_SHARE if max_full_share is None else max_full_share)))
 
     def fill(room: int) -> int:
         """Add chunks in score order while they fit in `room`; returns the room left."""

@@ -5,6 +5,7 @@ imports of the best matches."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,9 +13,11 @@ from functools import lru_cache
 from pathlib import PurePosixPath
 
 import numpy as np
+from scipy import sparse
 
+from ..lang import GRAMMARS
 from ..model import Chunk
-from .graph import CodeGraph, log_normalise, pagerank, personalization_vector, spread_to_chunks
+from .graph import CodeGraph
 from .imports import PathIndex
 
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
@@ -44,10 +47,13 @@ void int str string bool
 """.split())  # noqa: SIM905 (a word list reads better as text)
 
 TRACE_VALUE = 1.0
-BM25_SHARE = 0.5
-IDENT_SHARE = 0.35
-PATH_SHARE = 0.15
-PROXIMITY_SHARE = 0.5  # a neighbour of a match is worth at most half a match
+BM25_SHARE = 0.6
+IDENT_SHARE = 0.3
+PATH_SHARE = 0.1
+TEXT_FACTOR = 0.5  # prose and config match an issue's words easily; the fix is in code
+TEST_FACTOR = 0.7  # tests name what they test, but the fix is rarely in them
+FILE_SHARE = 0.3  # a chunk in the file of a strong match
+NEIGHBOUR_SHARE = 0.4  # a caller or callee of a strong match
 SEEDS = 20
 
 
@@ -124,7 +130,12 @@ class PathLookup:
 
 
 def query_terms(query: str) -> list[str]:
-    return sorted(set(tokenize(query)))
+    """The query's sub-words, plus each pair of neighbouring words run together: prose says
+    "model formsets" where the code says `modelformset_factory`."""
+    words = [w.lower() for w in WORD_RE.findall(query) if not w.isdigit()]
+    pairs = {a + b for a, b in itertools.pairwise(words)
+             if a not in STOPWORDS and b not in STOPWORDS and len(a) > 2 and len(b) > 2}
+    return sorted(set(tokenize(query)) | pairs)
 
 
 def _match_path(index: PathLookup, mention: str) -> list[str]:
@@ -183,23 +194,38 @@ def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndar
                     trace[i] = TRACE_VALUE
 
     direct = np.maximum(trace, BM25_SHARE * bm25_norm + IDENT_SHARE * ident + PATH_SHARE * path_hit)
-    return np.maximum(direct, PROXIMITY_SHARE * proximity(graph, direct))
+    kind_factor = np.fromiter((TEXT_FACTOR if c.language not in GRAMMARS else TEST_FACTOR if c.is_test else 1.0
+                               for c in chunks), dtype=np.float64, count=n)
+    direct = direct * kind_factor
+    top_direct = float(direct.max())
+    if top_direct <= 0:
+        return direct
+    direct = direct / top_direct
+    return np.maximum.reduce([direct, FILE_SHARE * file_relevance(graph, direct),
+                              NEIGHBOUR_SHARE * neighbours(graph, direct)])
 
 
-def proximity(graph: CodeGraph, direct: np.ndarray) -> np.ndarray:
-    """Personalised PageRank from the best direct matches, both ways along references and imports."""
+def file_relevance(graph: CodeGraph, direct: np.ndarray) -> np.ndarray:
+    """Each chunk gets its file's best direct match: the fix is often beside what the query names."""
+    best = np.zeros(len(graph.files))
+    np.maximum.at(best, graph.file_of_chunk, direct)
+    return best[graph.file_of_chunk]
+
+
+def neighbours(graph: CodeGraph, direct: np.ndarray) -> np.ndarray:
+    """One step along references, both ways, from the best direct matches: their callers and callees."""
     n = graph.chunk_count
     order = np.argsort(-direct, kind="stable")[:SEEDS]
-    seeds = {int(i): float(direct[i]) ** 2 for i in order if direct[i] > 0}
-    if not seeds:
-        return np.zeros(n)
-    undirected = graph.chunk_matrix + 0.5 * graph.chunk_matrix.T
-    chunk_rank = pagerank(undirected.tocsr(), personalization_vector(n, seeds))
-    file_seeds: dict[int, float] = {}
-    for index, weight in seeds.items():
-        file_index = int(graph.file_of_chunk[index])
-        file_seeds[file_index] = max(file_seeds.get(file_index, 0.0), weight)
-    files_undirected = (graph.file_matrix + 0.5 * graph.file_matrix.T).tocsr()
-    file_rank = pagerank(files_undirected, personalization_vector(len(graph.files), file_seeds))
-    return np.maximum(log_normalise(chunk_rank), 0.5 * spread_to_chunks(graph, log_normalise(file_rank)))
-
+    seeds = np.zeros(n)
+    seeds[order] = direct[order]
+    matrix = graph.chunk_matrix
+    row_max = np.asarray(matrix.max(axis=1).todense()).ravel()
+    col_max = np.asarray(matrix.max(axis=0).todense()).ravel()
+    scale_out = np.divide(1.0, row_max, out=np.zeros(n), where=row_max > 0)
+    scale_in = np.divide(1.0, col_max, out=np.zeros(n), where=col_max > 0)
+    # callee of a seed: seed's out-edges, scaled by the seed's strongest edge; caller: the reverse
+    callees = (sparse.diags(seeds * scale_out) @ matrix).max(axis=0).toarray().ravel()
+    callers = (matrix @ sparse.diags(seeds * scale_in)).max(axis=1).toarray().ravel()
+    values = np.maximum(callees, callers)
+    values[order] = 0.0  # a seed is measured by its own match
+    return values

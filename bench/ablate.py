@@ -35,16 +35,13 @@ Q = "context_pack.signals.query."
 P = "context_pack.pack."
 VARIANTS: dict[str, Variant] = {
     "baseline": {},
-    "file-0.5": {Q + "FILE_SHARE": 0.5},
-    "neighbour-0.6": {Q + "NEIGHBOUR_SHARE": 0.6},
-    "ident-heavy": {Q + "BM25_SHARE": 0.5, Q + "IDENT_SHARE": 0.4},
-    "code-only": {Q + "TEXT_FACTOR": 0.3, Q + "TEST_FACTOR": 0.5},
+    "top1-0.8": {Q + "TOP_FILE_SHARE": 0.8},
+    "top2-0.7": {Q + "TOP_FILES": 2, Q + "TOP_FILE_SHARE": 0.7},
+    "top1-0.8-ident": {Q + "TOP_FILE_SHARE": 0.8, Q + "BM25_SHARE": 0.5, Q + "IDENT_SHARE": 0.4},
+    "file-0.6-top1-0.8": {Q + "FILE_SHARE": 0.6, Q + "TOP_FILE_SHARE": 0.8},
+    "no-partial": {Q + "PARTIAL_SHARE": 0.0},
+    "prior-0": {"weights.centrality": 0.0, "weights.definitions": 0.0, "weights.recency": 0.0},
     "full-cap-0.3": {P + "MAX_FULL_SHARE": 0.3},
-    "query-only": {"weights.centrality": 0.0, "weights.definitions": 0.0, "weights.recency": 0.0,
-                   "weights.tests": 0.0, "weights.todo": 0.0},
-    "light-prior": {"weights.centrality": 0.2, "weights.definitions": 0.1, "weights.recency": 0.1,
-                    "weights.tests": -0.2, "weights.todo": 0.0},
-    "no-proximity": {Q + "PROXIMITY_SHARE": 0.0},
 }
 
 

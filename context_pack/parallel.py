@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from .parse import ParseResult, parse_file
-from .signals.query import chunk_document
+from .terms import chunk_document
 
 PARALLEL_MIN_FILES = 48  # below this, a pool costs more than it saves
 BATCH_BYTES = 256 * 1024

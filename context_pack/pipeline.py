@@ -16,6 +16,7 @@ import numpy as np
 
 from . import index as index_module
 from . import parse as parse_module
+from . import terms as terms_module
 from .config import Config, load_config, parse_budget
 from .errors import UsageError
 from .history import FileHistory, read_history, tracked_blobs
@@ -31,6 +32,7 @@ from .signals import centrality, recency
 from .signals import focus as focus_signal
 from .signals import query as query_signal
 from .signals.graph import CodeGraph, build_graph
+from .terms import chunk_document, query_terms
 from .tokens import get_tokenizer
 from .walk import walk
 
@@ -69,7 +71,7 @@ class Corpus:
         for i, chunk in enumerate(self.chunks):
             ordinal = 0 if i == 0 or self.chunks[i - 1].path != chunk.path else ordinal + 1
             position[(chunk.path, ordinal)] = i
-        for path, number, score in self.index.bm25(query_signal.query_terms(query)):
+        for path, number, score in self.index.bm25(query_terms(query)):
             found = position.get((path, number))
             if found is not None:
                 scores[found] = score
@@ -85,7 +87,7 @@ def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Con
 def parse_fingerprint(config: Config) -> str:
     """What a cached parse depends on besides the file: ctxpack, grammars, queries and chunking settings."""
     parts = [metadata_version("context-pack"), str(config.class_split_lines), str(config.block_max_lines)]
-    for module in (parse_module, query_signal, index_module):  # the code that makes what the index stores
+    for module in (parse_module, terms_module, index_module):  # the code that makes what the index stores
         parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
     for language, (module, _) in sorted(GRAMMARS.items()):
         parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
@@ -220,7 +222,7 @@ def _memory_index(failed: Index, config: Config, changed: dict[str, ParsedFile],
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
     everything = dict(changed)
     for path, entry in cached.items():
-        terms = [query_signal.chunk_document(chunk) for chunk in entry.chunks]
+        terms = [chunk_document(chunk) for chunk in entry.chunks]
         everything[path] = ParsedFile(entry.hash, entry.stat, entry.chunks[0].language if entry.chunks else "text",
                                       entry.chunks, terms)
     memory.update(everything, {}, [])

@@ -14,7 +14,8 @@ from conftest import git, init_repo
 from context_pack.config import load_config
 from context_pack.pipeline import collect, rank
 from context_pack.signals.graph import pagerank
-from context_pack.signals.query import find_mentions, tokenize
+from context_pack.signals.query import find_mentions
+from context_pack.terms import query_terms, tokenize
 
 
 def ranked_names(root: Path, **kwargs) -> list[tuple[str, str, dict[str, float]]]:
@@ -177,3 +178,25 @@ def test_tokenize_and_mentions() -> None:
     assert {"QuerySet.filter", "parse_header"} <= set(mentions.identifiers)
     assert ("django/db/models/query.py", 120) in mentions.locations
     assert ("/srv/app/utils.py", 7) in mentions.locations
+
+
+def test_query_terms_join_neighbouring_words() -> None:
+    terms = query_terms("Model formsets should allow edit only mode")
+    assert "modelformsets" in terms and "formsets" in terms
+    assert "shouldallow" not in terms  # stop words do not pair
+
+
+def test_partial_identifier_and_file_share(tmp_path: Path) -> None:
+    files = {"code/reader.py": "def prepend_filter(lines):\n    return lines\n\n\n"
+                               "def unrelated_reader_helper(path):\n    return open(path).read()\n",
+             "code/other.py": "def something_else(x):\n    return x\n"}
+    repo = init_repo(tmp_path / "r", files)
+    features = {name: feats["query"] for _, name, feats in ranked_names(repo, query="`prepend` loses indentation")}
+    assert features["prepend_filter"] == 1.0  # the partial match is the best direct match
+    assert 0 < features["unrelated_reader_helper"] < 1.0  # its file's share
+    assert features["unrelated_reader_helper"] > features["something_else"]
+
+
+def test_junk_mentions_are_ignored() -> None:
+    mentions = find_mentions("prefix `_____` and ____ and `---`")
+    assert not mentions.identifiers

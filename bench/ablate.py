@@ -35,6 +35,7 @@ Q = "context_pack.signals.query."
 P = "context_pack.pack."
 VARIANTS: dict[str, Variant] = {
     "baseline": {},
+    "top1-0.5": {Q + "TOP_FILES": 1, Q + "TOP_FILE_SHARE": 0.5},
     "top1-0.8": {Q + "TOP_FILE_SHARE": 0.8},
     "top2-0.7": {Q + "TOP_FILES": 2, Q + "TOP_FILE_SHARE": 0.7},
     "top1-0.8-ident": {Q + "TOP_FILE_SHARE": 0.8, Q + "BM25_SHARE": 0.5, Q + "IDENT_SHARE": 0.4},

@@ -40,8 +40,8 @@ PATH_SHARE = 0.1
 TEXT_FACTOR = 0.5  # prose and config match an issue's words easily; the fix is in code
 TEST_FACTOR = 0.7  # tests name what they test, but the fix is rarely in them
 FILE_SHARE = 0.5  # a chunk in the file of a strong match
-TOP_FILES = 1
-TOP_FILE_SHARE = 0.5  # ... in one of the TOP_FILES best files
+TOP_FILES = 2
+TOP_FILE_SHARE = 0.7  # ... in one of the TOP_FILES best files
 PARTIAL_SHARE = 0.5  # a definition whose name holds a mentioned word
 MAX_PARTIAL = 12  # a word inside more defined names than this says too little
 

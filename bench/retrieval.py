@@ -584,8 +584,10 @@ class RunConfig:
 
 
 def reusable(cfg: RunConfig, row: dict[str, Any] | None) -> bool:
-    """A stored ctxpack result still valid for this run (same gold definition; not --force)."""
-    return row is not None and not cfg.force and row.get("gold_version") == GOLD_VERSION
+    """A stored ctxpack result still valid for this run (same gold definition; not --force; not a call that
+    was killed by a signal, which measured nothing)."""
+    return (row is not None and not cfg.force and row.get("gold_version") == GOLD_VERSION
+            and row.get("ctxpack", {}).get("exit", 0) >= 0)
 
 
 def needs_work(cfg: RunConfig, inst: Instance) -> bool:

@@ -28,6 +28,8 @@ CONTAINER_KINDS = frozenset({"class", "struct", "interface", "enum", "trait", "i
 CLASS_LIKE_KINDS = CONTAINER_KINDS - {"module", "namespace"}
 
 ATTRIBUTE_NODES = frozenset({"attribute_item", "inner_attribute_item", "decorator", "attribute_list"})
+LONG_DEFINITION_LINES = 150  # longer, and a definition without members to split at is cut into parts
+PART_LINES = 60
 TODO_RE = re.compile(r"\b(?:TODO|FIXME|BUG|HACK|XXX)\b")
 TODO_MARKS = re.compile(r"TODO|FIXME|BUG|HACK|XXX")  # a cheap first look before the word-bounded count
 
@@ -299,12 +301,20 @@ class _ChunkBuilder:
                         and grandchildren[0].start_row > child.start_row):
                     work.append((child.start_row, child.end_row, grandchildren, child))
                 else:
-                    spans.append((child.start_row, child.end_row, child.kind, child.qualified, child))
+                    spans.extend(self._whole_or_parts(child))
                 cursor = child.end_row + 1
             if cursor <= span_end:
                 spans.extend(self._gap(cursor, span_end, owner))
         spans.sort(key=lambda s: s[0])
         return self._finish(_merge_blank(spans, self.lines))
+
+    def _whole_or_parts(self, d: _Def) -> list[tuple[int, int, str, str, _Def | None]]:
+        """A definition as one chunk; one too long to pack whole (a 500-line struct or function) as its
+        head — which keeps the signature — and parts of at most PART_LINES, cut at blank lines."""
+        if d.end_row - d.start_row + 1 <= LONG_DEFINITION_LINES:
+            return [(d.start_row, d.end_row, d.kind, d.qualified, d)]
+        head, *rest = _cut_blocks(self.lines, d.start_row, d.end_row, PART_LINES)
+        return [(head[0], head[1], d.kind, d.qualified, d)] + [(s, e, "block", d.qualified, None) for s, e in rest]
 
     def _disjoint(self, children: list[_Def], span_start: int, span_end: int) -> list[_Def]:
         """Children clipped to the span, with line overlaps removed (two definitions on one line merge)."""

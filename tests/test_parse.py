@@ -102,3 +102,15 @@ def test_is_test_path() -> None:
         assert is_test_path(path), path
     for path in ("src/contest.py", "pkg/testing_utils_impl.go", "latest.py", "src/Tester.java"):
         assert not is_test_path(path), path
+
+
+def test_very_long_definition_is_cut_into_head_and_parts() -> None:
+    body = "".join(f"    field_{i}: int = {i}\n" + ("\n" if i % 10 == 9 else "") for i in range(300))
+    source = "struct_like = 1\n\n\nclass Options:\n" + body + "\n\ndef after():\n    return 1\n"
+    chunks = parse_file("opts.py", source.encode(), "python").chunks
+    assert_partition(chunks, source)
+    head = next(c for c in chunks if c.kind == "class")
+    parts = [c for c in chunks if c.kind == "block" and c.name == "Options"]
+    assert head.name == "Options" and head.signature == "class Options:\n"
+    assert len(parts) >= 4 and all(p.line_count <= 61 for p in parts)
+    assert chunks[-1].name == "after"

@@ -200,3 +200,13 @@ def test_partial_identifier_and_file_share(tmp_path: Path) -> None:
 def test_junk_mentions_are_ignored() -> None:
     mentions = find_mentions("prefix `_____` and ____ and `---`")
     assert not mentions.identifiers
+
+
+def test_python_builtins_do_not_make_a_same_named_definition_central(tmp_path: Path) -> None:
+    files = {"compat.py": "def str(value):\n    return repr(value)\n\n\ndef helper_used(value):\n    return value\n"}
+    for i in range(6):
+        files[f"user{i}.py"] = (f"from compat import helper_used\n\n\ndef use{i}(x):\n"
+                                f"    return str(x) + str(helper_used(x))\n")
+    repo = init_repo(tmp_path / "r", files)
+    features = {name: feats for _, name, feats in ranked_names(repo)}
+    assert features["helper_used"]["centrality"] > features["str"]["centrality"]

@@ -8,6 +8,7 @@ A method also points at the class around it.
 
 from __future__ import annotations
 
+import builtins
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ..model import Chunk
 from ..repo_facts import RepoFacts
 from .imports import resolve_imports
 
+PYTHON_BUILTINS = frozenset(dir(builtins))  # `str` in Python code is the builtin, not a repo's own `str`
 MAX_DEFINITIONS = 20
 MIN_NAME_LENGTH = 3
 CONTAINMENT_WEIGHT = 0.5
@@ -60,7 +62,10 @@ def build_graph(chunks: Sequence[Chunk], facts: RepoFacts) -> CodeGraph:
     cols: list[int] = []
     weights: list[float] = []
     for i, chunk in enumerate(chunks):
+        python = chunk.language == "python"
         for name in chunk.references:
+            if python and name in PYTHON_BUILTINS:
+                continue
             targets = definitions.get(name)
             if not targets or len(targets) > MAX_DEFINITIONS or len(name) < MIN_NAME_LENGTH:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
@@ -100,7 +101,15 @@ def grammar(language: str) -> Any:
     return Language(getattr(module, function_name)())
 
 
+INHERITS_RE = re.compile(r"^; inherits: ([\w, ]+)$", re.MULTILINE)
+
+
 @cache
 def query_source(language: str) -> str:
-    """The text of `languages/<language>.scm`, installed as `context_pack.languages`."""
-    return resources.files("context_pack.languages").joinpath(f"{language}.scm").read_text("utf-8")
+    """The text of `languages/<language>.scm` (installed as `context_pack.languages`), with the files it
+    names in an `; inherits: a, b` line first — as nvim-treesitter's queries do — so tsx.scm need only add
+    JSX to typescript.scm."""
+    text = resources.files("context_pack.languages").joinpath(f"{language}.scm").read_text("utf-8")
+    inherited = [query_source(parent.strip()) for line in INHERITS_RE.findall(text) for parent in line.split(",")
+                 if parent.strip()]
+    return "\n".join([*inherited, text])

@@ -198,7 +198,7 @@
         (identifier) (array) (object) (binary_expression) (unary_expression)
         (new_expression) (member_expression) (subscript_expression)
         (ternary_expression) (parenthesized_expression) (await_expression)
-        (as_expression) (satisfies_expression) (non_null_expression) (type_assertion)
+        (as_expression) (satisfies_expression) (non_null_expression)
       ])) @definition.constant)
 
 (program
@@ -229,7 +229,7 @@
           (identifier) (array) (object) (binary_expression) (unary_expression)
           (new_expression) (member_expression) (subscript_expression)
           (ternary_expression) (parenthesized_expression) (await_expression)
-          (as_expression) (satisfies_expression) (non_null_expression) (type_assertion)
+          (as_expression) (satisfies_expression) (non_null_expression)
         ]))) @definition.constant)
 
 (program
@@ -262,7 +262,7 @@
           (identifier) (array) (object) (binary_expression) (unary_expression)
           (new_expression) (member_expression) (subscript_expression)
           (ternary_expression) (parenthesized_expression) (await_expression)
-          (as_expression) (satisfies_expression) (non_null_expression) (type_assertion)
+          (as_expression) (satisfies_expression) (non_null_expression)
         ])) @definition.constant))
 
 (internal_module
@@ -296,7 +296,7 @@
             (identifier) (array) (object) (binary_expression) (unary_expression)
             (new_expression) (member_expression) (subscript_expression)
             (ternary_expression) (parenthesized_expression) (await_expression)
-            (as_expression) (satisfies_expression) (non_null_expression) (type_assertion)
+            (as_expression) (satisfies_expression) (non_null_expression)
           ]))) @definition.constant))
 
 (internal_module
@@ -331,7 +331,7 @@
           (identifier) (array) (object) (binary_expression) (unary_expression)
           (new_expression) (member_expression) (subscript_expression)
           (ternary_expression) (parenthesized_expression) (await_expression)
-          (as_expression) (satisfies_expression) (non_null_expression) (type_assertion)
+          (as_expression) (satisfies_expression) (non_null_expression)
         ])) @definition.constant))
 
 (module
@@ -365,7 +365,7 @@
             (identifier) (array) (object) (binary_expression) (unary_expression)
             (new_expression) (member_expression) (subscript_expression)
             (ternary_expression) (parenthesized_expression) (await_expression)
-            (as_expression) (satisfies_expression) (non_null_expression) (type_assertion)
+            (as_expression) (satisfies_expression) (non_null_expression)
           ]))) @definition.constant))
 
 (module
@@ -466,3 +466,4 @@
 (satisfies_expression (type_identifier) @reference)
 (type_alias_declaration value: (type_identifier) @reference)
 (mapped_type_clause type: (type_identifier) @reference)
+

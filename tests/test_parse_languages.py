@@ -66,3 +66,11 @@ def test_snippet_chunks_split_small_classes(language: str) -> None:
         if chunk.kind in ("function", "method"):
             assert chunk.signature, chunk
             assert chunk.text.find(chunk.signature.strip().splitlines()[0].strip()) >= 0
+
+
+def test_tsx_query_inherits_typescript() -> None:
+    from context_pack.lang import query_source
+
+    tsx = query_source("tsx")
+    assert query_source("typescript") in tsx and "jsx_opening_element" in tsx
+    assert "jsx_opening_element" not in query_source("typescript")

@@ -33,6 +33,7 @@ Variant = dict[str, Any]  # "weights.query": 3.0, "context_pack.signals.query.BM
 
 Q = "context_pack.signals.query."
 P = "context_pack.pack."
+C = "context_pack.signals.centrality."
 VARIANTS: dict[str, Variant] = {
     "baseline": {},
     "top1-0.5": {Q + "TOP_FILES": 1, Q + "TOP_FILE_SHARE": 0.5},
@@ -43,6 +44,11 @@ VARIANTS: dict[str, Variant] = {
     "no-partial": {Q + "PARTIAL_SHARE": 0.0},
     "prior-0": {"weights.centrality": 0.0, "weights.definitions": 0.0, "weights.recency": 0.0},
     "full-cap-0.3": {P + "MAX_FULL_SHARE": 0.3},
+    "centrality-files": {C + "FILE_SHARE": 1.0},
+    "centrality-chunks": {C + "FILE_SHARE": 0.0},
+    "centrality-0.8-files": {"weights.centrality": 0.8, C + "FILE_SHARE": 1.0},
+    "centrality-0.8-mixed": {"weights.centrality": 0.8},
+    "centrality-0.8-chunks": {"weights.centrality": 0.8, C + "FILE_SHARE": 0.0},
 }
 
 

@@ -149,12 +149,8 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
     config = pipeline.resolve_config(path, _overrides(None, include, exclude))
-    focus_paths = pipeline.resolve_focus(path, focus)
     with _progress(quiet) as progress:
-        corpus = pipeline.collect(path, config, use_cache=not no_cache, progress=progress)
-    ranked = pipeline.rank(corpus, config, query=text_query, focus=focus_paths)
-    if corpus.index is not None:
-        corpus.index.close()
+        corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress)
 
     from rich.console import Console
     from rich.table import Table

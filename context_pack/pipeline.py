@@ -293,17 +293,24 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
                       fmt: str = "md", use_cache: bool = True,
                       progress: Callable[[int, int], None] | None = None) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
+    corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress)
+    started = time.perf_counter()
+    pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
+    corpus.timings["pack"] = time.perf_counter() - started
+    return pack, corpus
+
+
+def collect_and_rank(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
+                     use_cache: bool = True, progress: Callable[[int, int], None] | None = None,
+                     ) -> tuple[Corpus, list[ScoredChunk]]:
+    """Collect and rank a root, then close its index (ranking is the last stage that reads it)."""
     focus_paths = resolve_focus(root, focus)
     corpus = collect(root, config, use_cache=use_cache, progress=progress)
     try:
-        ranked = rank(corpus, config, query=query, focus=focus_paths)
-        started = time.perf_counter()
-        pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
-        corpus.timings["pack"] = time.perf_counter() - started
+        return corpus, rank(corpus, config, query=query, focus=focus_paths)
     finally:
         if corpus.index is not None:
             corpus.index.close()
-    return pack, corpus
 
 
 def index_stats(root: Path) -> dict[str, Any]:

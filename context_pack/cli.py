@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import click
 from . import pipeline
 from .config import parse_budget
 from .errors import CtxpackError, UsageError
-from .model import FEATURE_NAMES
+from .model import FEATURE_NAMES, ScoredChunk
 
 log = logging.getLogger("context_pack")
 
@@ -151,7 +151,13 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
     config = pipeline.resolve_config(path, _overrides(None, include, exclude))
     with _progress(quiet) as progress:
         corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress)
+    try:
+        _print_ranking(corpus, ranked, top)
+    finally:
+        corpus.close()
 
+
+def _print_ranking(corpus: pipeline.Corpus, ranked: Sequence[ScoredChunk], top: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -192,9 +198,10 @@ def index(path: Path, quiet: bool, verbose: bool, debug: bool) -> None:
     started = time.perf_counter()
     with _progress(quiet) as progress:
         corpus = pipeline.collect(path, config, progress=progress)
-    corpus.graph  # noqa: B018 - built now, so its cost shows here
-    if corpus.index is not None:
-        corpus.index.close()
+    try:
+        corpus.centrality()  # computed and cached now, so its cost shows here and not in the next build
+    finally:
+        corpus.close()
     click.echo(f"indexed {len(corpus.files)} files, {len(corpus.chunks)} chunks "
                f"({corpus.parsed_files} parsed, {len(corpus.files) - corpus.parsed_files} unchanged) "
                f"in {time.perf_counter() - started:.2f}s")

@@ -24,7 +24,7 @@ from .model import Chunk
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -48,11 +48,22 @@ class ParsedFile:
     terms: list[str]  # per chunk: its query terms, space-joined
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    hash: str
+    stat: Stat
+    language: str
+    structure: str  # `structure_digest` of its chunks
+
+
 @dataclass
 class CachedFile:
+    """A file's chunks as the index holds them: without their text (see `Index.texts`)."""
+
     hash: str
     stat: Stat
     chunks: list[Chunk]
+    lengths: list[int]  # each chunk's text length, in characters
 
 
 def content_hash(data: bytes) -> str:
@@ -60,18 +71,31 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def structure_digest(chunks: Sequence[Chunk]) -> str:
+    """What the code graph sees of a file: its chunks' kinds, names, definitions, uses and imports.
+
+    An edit that leaves these alone (a comment, a literal, a reformatted body) keeps the digest, so the
+    graph and its PageRank are not recomputed for it.
+    """
+    shape = [[c.language, c.kind, c.name, c.symbols, c.references, c.imports] for c in chunks]
+    return hashlib.sha1(json.dumps(shape, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
 def chunk_to_row(chunk: Chunk) -> list[object]:
-    return [chunk.kind, chunk.name, chunk.start_line, chunk.end_line, chunk.text, chunk.signature,
-            chunk.signature_line, list(chunk.symbols), list(chunk.references), list(chunk.imports),
-            chunk.todo_count, chunk.is_test]
+    """What ranking reads of a chunk. Its text is stored once per file (`source`) and read only for what is
+    packed (the row keeps the text's length in characters, to cut it back out exactly); its uses and
+    imports are stored apart (`links`) and read only when the code graph is rebuilt."""
+    return [chunk.kind, chunk.name, chunk.start_line, chunk.end_line, len(chunk.text), chunk.signature,
+            chunk.signature_line, list(chunk.symbols), chunk.todo_count, chunk.is_test]
 
 
-def chunk_from_row(path: str, language: str, row: Sequence[Any]) -> Chunk:
-    kind, name, start, end, text, signature, signature_line, symbols, refs, imports, todo, is_test = row
+def chunk_from_row(path: str, language: str, row: Sequence[Any]) -> tuple[Chunk, int]:
+    """A chunk with its text, references and imports left out, and the text's length."""
+    kind, name, start, end, length, signature, signature_line, symbols, todo, is_test = row
     return Chunk(path=path, language=language, kind=str(kind), name=str(name), start_line=int(start),
-                 end_line=int(end), text=str(text), signature=str(signature), signature_line=int(signature_line),
-                 symbols=tuple(symbols), references=tuple(refs), imports=tuple(imports), todo_count=int(todo),
-                 is_test=bool(is_test))
+                 end_line=int(end), text="", signature=str(signature), signature_line=int(signature_line),
+                 symbols=tuple(symbols), todo_count=int(todo),
+                 is_test=bool(is_test)), int(length)
 
 
 class Index:
@@ -145,7 +169,10 @@ class Index:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, "
-                           "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, chunks TEXT NOT NULL)")
+                           "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, structure TEXT NOT NULL, "
+                           "chunks TEXT NOT NULL, links TEXT NOT NULL, source TEXT NOT NULL)")
+                # Query-independent results derived from the whole corpus (its centrality), by content key.
+                db.execute("CREATE TABLE derived (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
                 # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75);
                 # Porter stemming, so an issue's "formsets" finds the code's `formset`.
                 db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
@@ -156,11 +183,14 @@ class Index:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("schema") != str(SCHEMA_VERSION):
                 raise _Foreign(f"index schema {meta.get('schema')!r}, expected {SCHEMA_VERSION}")
-            db.execute("SELECT path, hash, size, mtime_ns, language, chunks FROM files LIMIT 1").fetchall()
+            db.execute("SELECT path, hash, size, mtime_ns, language, structure, chunks, links, source FROM files "
+                       "LIMIT 1")
+            db.execute("SELECT key, value FROM derived LIMIT 1").fetchall()
             db.execute("SELECT path, ordinal, body FROM terms LIMIT 1").fetchall()
             if meta.get("fingerprint") != self.fingerprint:  # parser or settings changed: every parse is stale
                 db.execute("DELETE FROM files")
                 db.execute("DELETE FROM terms")
+                db.execute("DELETE FROM derived")
                 db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (self.fingerprint,))
 
     def close(self) -> None:
@@ -169,10 +199,11 @@ class Index:
 
     # -- reading and writing ---------------------------------------------------------------------------
 
-    def stored(self) -> dict[str, tuple[str, Stat, str]]:
-        """path -> (hash, stat, language) for every file in the index."""
-        rows = self.db.execute("SELECT path, hash, size, mtime_ns, language FROM files")
-        return {path: (digest, Stat(size, mtime), language) for path, digest, size, mtime, language in rows}
+    def stored(self) -> dict[str, StoredFile]:
+        """What the index knows of every file, without its chunks."""
+        rows = self.db.execute("SELECT path, hash, size, mtime_ns, language, structure FROM files")
+        return {path: StoredFile(digest, Stat(size, mtime), language, structure)
+                for path, digest, size, mtime, language, structure in rows}
 
     def load(self, paths: Iterable[str]) -> Iterator[tuple[str, CachedFile]]:
         """The cached parse of each path that has one; rows that do not decode are skipped (re-parsed)."""
@@ -184,10 +215,33 @@ class Index:
                 f"SELECT path, hash, size, mtime_ns, language, chunks FROM files WHERE path IN ({marks})", batch)
             for path, digest, size, mtime, language, chunks_json in rows:
                 try:
-                    chunks = [chunk_from_row(path, language, row) for row in json.loads(chunks_json)]
+                    decoded = [chunk_from_row(path, language, row) for row in json.loads(chunks_json)]
                 except (ValueError, TypeError):
                     continue
-                yield path, CachedFile(digest, Stat(size, mtime), chunks)
+                yield path, CachedFile(digest, Stat(size, mtime), [c for c, _ in decoded], [n for _, n in decoded])
+
+    def links(self, path: str, digest: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]] | None:
+        """Each chunk's (references, imports) of a file as indexed with `digest`; None if that is gone."""
+        row = self.db.execute("SELECT hash, links FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None or row[0] != digest:
+            return None
+        try:
+            return [(tuple(refs), tuple(imports)) for refs, imports in json.loads(row[1])]
+        except (ValueError, TypeError):
+            return None
+
+    def texts(self, path: str, digest: str, lengths: Sequence[int]) -> list[str] | None:
+        """The chunk texts of a file as indexed with `digest`, or None if the index now holds another version."""
+        row = self.db.execute("SELECT hash, source FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None or row[0] != digest or len(row[1]) != sum(lengths):
+            return None
+        source: str = row[1]
+        texts = []
+        offset = 0
+        for length in lengths:
+            texts.append(source[offset:offset + length])
+            offset += length
+        return texts
 
     def update(self, changed: dict[str, ParsedFile], restat: dict[str, Stat], deleted: Iterable[str]) -> bool:
         """One transaction: new parses and their query terms, new stat data, vanished files.
@@ -203,9 +257,13 @@ class Index:
                     self.db.execute(f"DELETE FROM terms WHERE path IN ({marks})", batch)
                     self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
                 self.db.executemany(
-                    "INSERT INTO files (path, hash, size, mtime_ns, language, chunks) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(path, f.hash, f.stat.size, f.stat.mtime_ns, f.language,
-                      json.dumps([chunk_to_row(c) for c in f.chunks], ensure_ascii=False, separators=(",", ":")))
+                    "INSERT INTO files (path, hash, size, mtime_ns, language, structure, chunks, links, source) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, structure_digest(f.chunks),
+                      json.dumps([chunk_to_row(c) for c in f.chunks], ensure_ascii=False, separators=(",", ":")),
+                      json.dumps([[c.references, c.imports] for c in f.chunks], ensure_ascii=False,
+                                 separators=(",", ":")),
+                      "".join(c.text for c in f.chunks))
                      for path, f in changed.items()])
                 self.db.executemany("INSERT INTO terms (path, ordinal, body) VALUES (?, ?, ?)",
                                     [(path, ordinal, body) for path, f in changed.items()
@@ -217,6 +275,20 @@ class Index:
             log.warning("could not update the index (%s); continuing without caching", exc)
             return False
 
+    def derived(self, kind: str, key: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM derived WHERE key = ?", (f"{kind}:{key}",)).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    def put_derived(self, kind: str, key: str, value: bytes) -> None:
+        """Keep one value per kind (the newest): older ones belong to states of the repo now gone."""
+        prefix = f"{kind}:"
+        try:
+            with self._transaction():
+                self.db.execute("DELETE FROM derived WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+                self.db.execute("INSERT INTO derived (key, value) VALUES (?, ?)", (prefix + key, value))
+        except sqlite3.Error as exc:  # read-only or busy: the value is recomputed next time
+            log.warning("could not store the %s in the index (%s)", kind, exc)
+
     def bm25(self, terms: Sequence[str]) -> list[tuple[str, int, float]]:
         """(path, chunk ordinal, BM25 score) of every chunk holding at least one of the terms."""
         if not terms:
@@ -226,7 +298,8 @@ class Index:
         return [(path, int(ordinal), float(score)) for path, ordinal, score in rows]
 
     def stats(self) -> dict[str, object]:
-        files, chunk_bytes = self.db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(chunks)), 0) FROM files").fetchone()
+        files, chunk_bytes = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(chunks) + LENGTH(source)), 0) FROM files").fetchone()
         languages = dict(self.db.execute("SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC"))
         size = os.path.getsize(self.location) if self.location != ":memory:" else 0
         return {"location": self.location, "schema": SCHEMA_VERSION, "files": files,

@@ -8,7 +8,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,16 @@ from . import index as index_module
 from . import parse as parse_module
 from . import terms as terms_module
 from .config import Config, load_config, parse_budget
-from .errors import UsageError
+from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
-from .index import CachedFile, Index, ParsedFile, Stat, content_hash
+from .index import CachedFile, Index, ParsedFile, Stat, content_hash, structure_digest
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Pack, ScoredChunk
 from .pack import pack as pack_chunks
 from .parallel import parse_many, parse_with_terms
 from .render import normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
-from .score import compute_features, score_chunks
+from .score import Ranking, compute_features, score_chunks
 from .signals import centrality, recency
 from .signals import focus as focus_signal
 from .signals import query as query_signal
@@ -53,13 +54,74 @@ class Corpus:
     facts: RepoFacts = field(default_factory=RepoFacts)
     index: Index | None = None
     parsed_files: int = 0  # how many files this build had to parse
+    structure_key: str = ""  # what the code graph depends on: every file's structure digest, and repo facts
+    # Chunks loaded from the index come without their text, references and imports (ranking reads none of
+    # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
+    textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     _graph: CodeGraph | None = None
+    _texts: dict[str, dict[int, str]] = field(default_factory=dict)  # path -> start line -> text
+    _by_path: dict[str, list[Chunk]] | None = None
 
     @property
     def graph(self) -> CodeGraph:
         if self._graph is None:
-            self._graph = build_graph(self.chunks, self.facts)
+            self._graph = build_graph(self._with_links(), self.facts)
         return self._graph
+
+    def _with_links(self) -> list[Chunk]:
+        """The chunks with their references and imports, which chunks loaded from the index come without."""
+        if not self.textless:
+            return self.chunks
+        linked: list[Chunk] = []
+        for path, chunks in self._grouped().items():
+            if path not in self.textless:
+                linked.extend(chunks)
+                continue
+            links = self.index.links(path, self.textless[path][0]) if self.index is not None else None
+            if links is None or len(links) != len(chunks):
+                raise CtxpackError(f"the index changed under this build ({path}); run it again")
+            linked.extend(replace(chunk, references=refs, imports=imports)
+                          for chunk, (refs, imports) in zip(chunks, links, strict=True))
+        return linked
+
+    def with_text(self, chunk: Chunk) -> Chunk:
+        """The chunk with its text, read from the index for chunks that were loaded without it."""
+        if chunk.text or chunk.path not in self.textless:
+            return chunk
+        by_line = self._texts.get(chunk.path)
+        if by_line is None:
+            digest, lengths = self.textless[chunk.path]
+            texts = self.index.texts(chunk.path, digest, lengths) if self.index is not None else None
+            if texts is None:
+                raise CtxpackError(f"the index changed under this build ({chunk.path}); run it again")
+            starts = [c.start_line for c in self._grouped().get(chunk.path, [])]
+            by_line = self._texts[chunk.path] = dict(zip(starts, texts, strict=True))
+        return replace(chunk, text=by_line[chunk.start_line])
+
+    def _grouped(self) -> dict[str, list[Chunk]]:
+        """Chunks by file, in corpus order (files are contiguous in it)."""
+        if self._by_path is None:
+            self._by_path = {}
+            for chunk in self.chunks:
+                self._by_path.setdefault(chunk.path, []).append(chunk)
+        return self._by_path
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+
+    def centrality(self) -> np.ndarray:
+        """Each chunk's centrality; cached in the index by the structure key, since only a change to
+        definitions, uses or imports moves it and computing it means building the whole graph."""
+        key = f"{self.structure_key}:{_graph_code_fingerprint()}"
+        if self.index is not None and self.structure_key:
+            stored = self.index.derived("centrality", key)
+            if stored is not None and len(stored) == 8 * len(self.chunks):
+                return np.frombuffer(stored, dtype="<f8").astype(np.float64)
+        values = np.asarray(centrality.compute(self.graph), dtype="<f8")
+        if self.index is not None and self.structure_key:
+            self.index.put_derived("centrality", key, values.tobytes())
+        return values.astype(np.float64)
 
     def bm25(self, query: str) -> np.ndarray:
         """Each chunk's BM25 score for the query's terms, from the index's full-text table."""
@@ -96,6 +158,18 @@ def parse_fingerprint(config: Config) -> str:
         except OSError:
             parts.append("no-query")
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _graph_code_fingerprint() -> str:
+    """The code a cached centrality came from: ctxpack's version and the graph and ranking modules."""
+    from .signals import graph as graph_module
+    from .signals import imports as imports_module
+
+    parts = [metadata_version("context-pack")]
+    for module in (graph_module, imports_module, centrality):
+        parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
 
 def metadata_version(distribution: str) -> str:
@@ -146,13 +220,13 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
             continue
         stat = Stat(info.st_size, info.st_mtime_ns)
         entry = stored.get(file.path)
-        fresh = entry is not None and entry[2] == language
-        if fresh and entry is not None and entry[1] == stat:
+        fresh = entry is not None and entry.language == language
+        if fresh and entry is not None and entry.stat == stat:
             reuse.append(file.path)  # same size and mtime: no read at all
             present.append(file)
             continue
         blob = blobs.get(file.path) if file.path not in history.dirty else None
-        if fresh and entry is not None and blob is not None and blob == entry[0]:
+        if fresh and entry is not None and blob is not None and blob == entry.hash:
             reuse.append(file.path)  # git already knows the content is the same
             restat[file.path] = stat
             present.append(file)
@@ -165,7 +239,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
             continue
         digest = blob if blob is not None else content_hash(source)
         present.append(file)
-        if fresh and entry is not None and entry[0] == digest:
+        if fresh and entry is not None and entry.hash == digest:
             reuse.append(file.path)
             restat[file.path] = stat
             continue
@@ -197,53 +271,69 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         if path not in cached:  # a row that did not decode: parse it again
             result, terms = parse_with_terms((path, languages[path], (root_dir / path).read_bytes()),
                                              config.class_split_lines, config.block_max_lines)
-            stat = stored[path][1] if path not in restat else restat[path]
-            changed[path] = ParsedFile(stored[path][0], stat, languages[path], result.chunks, terms)
+            stat = stored[path].stat if path not in restat else restat[path]
+            changed[path] = ParsedFile(stored[path].hash, stat, languages[path], result.chunks, terms)
     if not index.update(changed, restat, deleted):
-        index = _memory_index(index, config, changed, cached)
+        index, cached = _memory_index(index, config, changed, cached)
     lap("store")
 
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}
+    textless: dict[str, tuple[str, list[int]]] = {}
+    structure = hashlib.sha1()
     for file in present:
-        file_chunks = cached[file.path].chunks if file.path in cached else changed[file.path].chunks
+        if file.path in cached:
+            file_chunks = cached[file.path].chunks
+            digest = stored[file.path].structure
+            textless[file.path] = (cached[file.path].hash, cached[file.path].lengths)
+        else:
+            file_chunks = changed[file.path].chunks
+            digest = structure_digest(file_chunks)
         chunks.extend(file_chunks)
         line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
+        structure.update(f"{file.path}\0{digest}\0".encode())
     facts = read_repo_facts(root_dir, [f.path for f in present])
+    structure.update(facts.fingerprint().encode())
     lap("load")
     return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
-                  timings=timings, history=history, facts=facts, index=index, parsed_files=len(parsed))
+                  timings=timings, history=history, facts=facts, index=index, parsed_files=len(parsed),
+                  structure_key=structure.hexdigest(), textless=textless)
 
 
 def _memory_index(failed: Index, config: Config, changed: dict[str, ParsedFile],
-                  cached: dict[str, CachedFile]) -> Index:
+                  cached: dict[str, CachedFile]) -> tuple[Index, dict[str, CachedFile]]:
     """The disk index could not take this build's parses: carry on with everything in memory."""
+    everything = dict(changed)
+    kept: dict[str, CachedFile] = {}
+    for path, entry in cached.items():
+        texts = failed.texts(path, entry.hash, entry.lengths)
+        if texts is None:
+            continue  # changed under us: left out of this build rather than shown stale
+        chunks = [replace(chunk, text=text) for chunk, text in zip(entry.chunks, texts, strict=True)]
+        kept[path] = CachedFile(entry.hash, entry.stat, chunks, entry.lengths)
+        everything[path] = ParsedFile(entry.hash, entry.stat, chunks[0].language if chunks else "text", chunks,
+                                      [chunk_document(chunk) for chunk in chunks])
     failed.close()
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
-    everything = dict(changed)
-    for path, entry in cached.items():
-        terms = [chunk_document(chunk) for chunk in entry.chunks]
-        everything[path] = ParsedFile(entry.hash, entry.stat, entry.chunks[0].language if entry.chunks else "text",
-                                      entry.chunks, terms)
     memory.update(everything, {}, [])
-    return memory
+    return memory, kept
 
 
 def rank(corpus: Corpus, config: Config, query: str | None = None,
-         focus: Sequence[str] = ()) -> list[ScoredChunk]:
+         focus: Sequence[str] = ()) -> Ranking:
     """Score every chunk of the corpus, best first."""
     started = time.perf_counter()
     chunks = corpus.chunks
     extra: dict[str, Sequence[float]] = {
         "recency": recency.compute(chunks, corpus.history),
-        "centrality": centrality.compute(corpus.graph),
+        "centrality": corpus.centrality(),
     }
     if query and query.strip():
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query))
     if focus:
         extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus)
-    features = compute_features(chunks, {k: np.asarray(v).tolist() for k, v in extra.items()})
-    ranked = score_chunks(chunks, features, config.weights)
+    features = compute_features(chunks, extra)
+    ranked = score_chunks(chunks, features, config.weights, with_text=corpus.with_text)
     corpus.timings["rank"] = time.perf_counter() - started
     return ranked
 
@@ -294,23 +384,27 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
                       progress: Callable[[int, int], None] | None = None) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress)
-    started = time.perf_counter()
-    pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
-    corpus.timings["pack"] = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
+        corpus.timings["pack"] = time.perf_counter() - started
+    finally:
+        corpus.close()
     return pack, corpus
 
 
 def collect_and_rank(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
                      use_cache: bool = True, progress: Callable[[int, int], None] | None = None,
-                     ) -> tuple[Corpus, list[ScoredChunk]]:
-    """Collect and rank a root, then close its index (ranking is the last stage that reads it)."""
+                     ) -> tuple[Corpus, Ranking]:
+    """Collect and rank a root. The corpus's index stays open (chunk texts are read from it as the ranking
+    is used): call `corpus.close()` when done."""
     focus_paths = resolve_focus(root, focus)
     corpus = collect(root, config, use_cache=use_cache, progress=progress)
     try:
         return corpus, rank(corpus, config, query=query, focus=focus_paths)
-    finally:
-        if corpus.index is not None:
-            corpus.index.close()
+    except BaseException:
+        corpus.close()
+        raise
 
 
 def index_stats(root: Path) -> dict[str, Any]:

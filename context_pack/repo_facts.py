@@ -20,6 +20,10 @@ class RepoFacts:
     go_modules: dict[str, str] = field(default_factory=dict)  # module path -> its directory ("" = root)
     ts_paths: list[tuple[str, list[str]]] = field(default_factory=list)  # alias pattern -> target patterns
 
+    def fingerprint(self) -> str:
+        """A stable text of the facts, for cache keys."""
+        return json.dumps([sorted(self.go_modules.items()), self.ts_paths], separators=(",", ":"))
+
 
 def read_repo_facts(root: Path, paths: list[str]) -> RepoFacts:
     facts = RepoFacts()

@@ -1,34 +1,83 @@
-"""Stage — score: features → one score per chunk, a weighted sum with weights from config."""
+"""Stage — score: features → one score per chunk, a weighted sum with weights from config.
+
+A repository has ~10^5 chunks and a pack uses a few hundred, so features are one matrix, the scores one
+matrix product, and each `ScoredChunk` is made only when the packer (or `explain`) reaches it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import overload
+
+import numpy as np
 
 from .model import FEATURE_NAMES, Chunk, ScoredChunk
 from .signals import definitions, tests, todo
 
 
-def compute_features(chunks: Sequence[Chunk],
-                     extra: Mapping[str, Sequence[float]] | None = None) -> list[dict[str, float]]:
-    """Every feature name for every chunk; a signal that does not apply is 0."""
+def compute_features(chunks: Sequence[Chunk], extra: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+                     ) -> np.ndarray:
+    """A (chunks × FEATURE_NAMES) matrix; a signal that does not apply is 0."""
     chunk_list = list(chunks)
-    columns: dict[str, Sequence[float]] = {
+    columns: dict[str, Sequence[float] | np.ndarray] = {
         "definitions": definitions.compute(chunk_list),
         "tests": tests.compute(chunk_list),
         "todo": todo.compute(chunk_list),
         **(extra or {}),
     }
-    return [{name: float(columns[name][i]) if name in columns else 0.0 for name in FEATURE_NAMES}
-            for i in range(len(chunk_list))]
+    matrix = np.zeros((len(chunk_list), len(FEATURE_NAMES)))
+    for column, name in enumerate(FEATURE_NAMES):
+        if name in columns and len(chunk_list):
+            matrix[:, column] = np.asarray(columns[name], dtype=np.float64)
+    return matrix
 
 
-def score_chunks(chunks: Sequence[Chunk], features: Sequence[dict[str, float]],
-                 weights: Mapping[str, float]) -> list[ScoredChunk]:
+class Ranking(Sequence[ScoredChunk]):
     """Scored chunks, best first; ties broken by path and line so the order is deterministic."""
-    scored = [
-        ScoredChunk(chunk=chunk, score=sum(weights.get(name, 0.0) * value for name, value in feats.items()),
-                    features=feats)
-        for chunk, feats in zip(chunks, features, strict=True)
-    ]
-    scored.sort(key=lambda s: (-s.score, s.chunk.path, s.chunk.start_line))
-    return scored
+
+    def __init__(self, chunks: Sequence[Chunk], features: np.ndarray, weights: Mapping[str, float],
+                 with_text: Callable[[Chunk], Chunk] | None = None) -> None:
+        self._chunks = chunks
+        self._with_text = with_text  # chunks may come without their text; this fetches it
+        self._features = features
+        vector = np.array([weights.get(name, 0.0) for name in FEATURE_NAMES])
+        # Summed feature by feature, as a reader would: the same floats on every machine (no BLAS order).
+        self._scores = np.zeros(len(chunks))
+        for column in range(len(FEATURE_NAMES)):
+            self._scores += vector[column] * features[:, column]
+        _, path_rank = np.unique(np.array([c.path for c in chunks], dtype=object), return_inverse=True)
+        lines = np.fromiter((c.start_line for c in chunks), dtype=np.int64, count=len(chunks))
+        self._order = np.lexsort((lines, path_rank, -self._scores)) if len(chunks) else np.zeros(0, dtype=np.int64)
+        self._made: dict[int, ScoredChunk] = {}
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, position: int) -> ScoredChunk: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[ScoredChunk]: ...
+
+    def __getitem__(self, position: int | slice) -> ScoredChunk | list[ScoredChunk]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        chunk_index = int(self._order[position])
+        made = self._made.get(chunk_index)
+        if made is None:
+            row = self._features[chunk_index]
+            chunk = self._chunks[chunk_index]
+            made = ScoredChunk(chunk=self._with_text(chunk) if self._with_text else chunk,
+                               score=float(self._scores[chunk_index]),
+                               features={name: float(row[i]) for i, name in enumerate(FEATURE_NAMES)})
+            self._made[chunk_index] = made
+        return made
+
+    def __iter__(self) -> Iterator[ScoredChunk]:
+        for position in range(len(self)):
+            yield self[position]
+
+
+def score_chunks(chunks: Sequence[Chunk], features: np.ndarray, weights: Mapping[str, float],
+                 with_text: Callable[[Chunk], Chunk] | None = None) -> Ranking:
+    return Ranking(chunks, features, weights, with_text)

@@ -165,3 +165,56 @@ def test_sigkill_at_random_moments_leaves_a_usable_index(stdlib_part: Path, tmp_
         result = run_cli("build", str(repo), "-b", "3000", "-f", "json", "-q", "json encoder")
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout) == expected
+
+
+def _centrality_rows(repo: Path) -> list[str]:
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        return [key for (key,) in db.execute("SELECT key FROM derived WHERE key LIKE 'centrality:%'")]
+
+
+def test_centrality_is_cached_by_structure_and_recomputed_when_it_changes(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    config = load_config(repo)
+    first = collect(repo, config)
+    values = first.centrality()
+    first.close()
+    (key,) = _centrality_rows(repo)
+
+    # An edit inside a body that changes no definition, use or import: same structure, stored centrality used.
+    source = repo / "pkg/mod1.py"
+    source.write_text(source.read_text().replace("value * 1", "value * 10  # scaled"))
+    again = collect(repo, config)
+    assert again.structure_key == first.structure_key
+    assert again.centrality().tolist() == values.tolist()
+    again.close()
+    assert _centrality_rows(repo) == [key]
+
+    # A new use of func_5 from mod0 moves the graph: a new key, new values, still one row kept.
+    with open(repo / "pkg/mod0.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef caller():\n    return func_5(1)\n")
+    changed = collect(repo, config)
+    assert changed.structure_key != first.structure_key
+    fresh = collect(repo, config, use_cache=False)
+    assert changed.centrality().tolist() == fresh.centrality().tolist()
+    changed.close()
+    fresh.close()
+    rows = _centrality_rows(repo)
+    assert len(rows) == 1 and rows != [key]
+
+
+def test_chunk_text_is_read_from_the_index_and_a_changed_row_is_an_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    config = load_config(repo)
+    collect(repo, config).close()  # the index now holds every file
+    corpus = collect(repo, config)
+    try:
+        light = next(c for c in corpus.chunks if c.path == "pkg/mod2.py" and c.name == "func_2")
+        assert light.text == "" and corpus.textless  # loaded without its text
+        assert corpus.with_text(light).text == "def func_2(value):\n    return value * 2\n"
+        other = next(c for c in corpus.chunks if c.path == "pkg/mod5.py" and c.name == "func_5")
+        (repo / "pkg/mod5.py").write_text("def func_5(value):\n    return value + 5\n")
+        collect(repo, config).close()  # another build re-indexes mod5 while this one is still packing
+        with pytest.raises(context_pack.CtxpackError, match="index changed under this build"):
+            corpus.with_text(other)
+    finally:
+        corpus.close()

@@ -11,14 +11,17 @@ from __future__ import annotations
 import builtins
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
 from ..model import Chunk
 from ..repo_facts import RepoFacts
 from .imports import resolve_imports
+
+if TYPE_CHECKING:  # scipy costs ~0.1 s to import; a warm build reads centrality from the index instead
+    from scipy import sparse
 
 PYTHON_BUILTINS = frozenset(dir(builtins))  # `str` in Python code is the builtin, not a repo's own `str`
 MAX_DEFINITIONS = 20
@@ -27,18 +30,79 @@ CONTAINMENT_WEIGHT = 0.5
 DAMPING = 0.85
 
 
-@dataclass
 class CodeGraph:
-    files: list[str]
-    file_of_chunk: np.ndarray  # chunk index -> file index
-    file_matrix: sparse.csr_matrix  # file -> file, imports plus references between files
-    chunk_matrix: sparse.csr_matrix  # chunk -> chunk, references and containment
-    file_imports: dict[str, set[str]]  # resolved import edges, for explain and tests
-    definitions: dict[str, list[int]]  # short name -> chunks defining it
+    """The graph of a list of chunks. Names, files and definitions are made at once (a query needs them);
+    the matrices only when a ranking asks (centrality is usually cached, so a warm build never does)."""
+
+    def __init__(self, chunks: Sequence[Chunk], facts: RepoFacts) -> None:
+        self.chunks = chunks
+        self.facts = facts
+        self.files: list[str] = sorted({c.path for c in chunks})
+        self.file_id = {path: i for i, path in enumerate(self.files)}
+        # chunk index -> file index
+        self.file_of_chunk = np.fromiter((self.file_id[c.path] for c in chunks), dtype=np.int64, count=len(chunks))
+        definitions: dict[str, list[int]] = defaultdict(list)
+        for i, chunk in enumerate(chunks):
+            for symbol in chunk.symbols:
+                definitions[short_name(symbol)].append(i)
+        self.definitions: dict[str, list[int]] = dict(definitions)  # short name -> chunks defining it
 
     @property
     def chunk_count(self) -> int:
-        return int(self.chunk_matrix.shape[0])
+        return len(self.chunks)
+
+    @cached_property
+    def chunk_matrix(self) -> sparse.csr_matrix:
+        """chunk -> chunk: references, and a method's containment in its class."""
+        from scipy import sparse
+
+        chunks = self.chunks
+        qualified_owner: dict[str, int] = {}
+        for i, chunk in enumerate(chunks):
+            if chunk.name and chunk.kind not in ("block", "imports"):
+                qualified_owner.setdefault(f"{chunk.path}\0{chunk.name}", i)
+        ref_src, ref_dst, ref_weight = _reference_edges(chunks, self.definitions)
+        owner_src: list[int] = []
+        owner_dst: list[int] = []
+        for i, chunk in enumerate(chunks):
+            if "." in chunk.name:  # a method points at its class's header
+                owner = qualified_owner.get(f"{chunk.path}\0{chunk.name.rsplit('.', 1)[0]}")
+                if owner is not None and owner != i:
+                    owner_src.append(i)
+                    owner_dst.append(owner)
+        rows = np.concatenate([ref_src, np.asarray(owner_src, dtype=np.int64)])
+        cols = np.concatenate([ref_dst, np.asarray(owner_dst, dtype=np.int64)])
+        weights = np.concatenate([ref_weight, np.full(len(owner_src), CONTAINMENT_WEIGHT)])
+        n = len(chunks)
+        return sparse.csr_matrix((weights, (rows, cols)), shape=(n, n), dtype=np.float64)
+
+    @cached_property
+    def file_imports(self) -> dict[str, set[str]]:
+        """Resolved import edges, file -> files."""
+        facts_by_file: dict[str, tuple[str, set[str]]] = {}
+        namespaces: dict[str, list[str]] = defaultdict(list)
+        for chunk in self.chunks:
+            facts_by_file.setdefault(chunk.path, (chunk.language, set()))[1].update(chunk.imports)
+            if chunk.kind == "namespace" and chunk.name:
+                namespaces[chunk.path].append(chunk.name)
+        return resolve_imports(facts_by_file, self.facts, namespaces)
+
+    @cached_property
+    def file_matrix(self) -> sparse.csr_matrix:
+        """file -> file: imports, plus references between files (at most one import's worth per pair)."""
+        from scipy import sparse
+
+        size = len(self.files)
+        file_id = self.file_id
+        f_rows = [file_id[source] for source, targets in self.file_imports.items() for _ in targets]
+        f_cols = [file_id[target] for targets in self.file_imports.values() for target in targets]
+        import_matrix = sparse.csr_matrix((np.ones(len(f_rows)), (f_rows, f_cols)), shape=(size, size))
+        coo = self.chunk_matrix.tocoo()
+        ref_files = sparse.csr_matrix((coo.data, (self.file_of_chunk[coo.row], self.file_of_chunk[coo.col])),
+                                      shape=(size, size))
+        ref_files.setdiag(0)
+        ref_files.data = np.minimum(ref_files.data, 1.0)
+        return (import_matrix + ref_files).tocsr()
 
 
 def short_name(qualified: str) -> str:
@@ -46,63 +110,43 @@ def short_name(qualified: str) -> str:
 
 
 def build_graph(chunks: Sequence[Chunk], facts: RepoFacts) -> CodeGraph:
-    files = sorted({c.path for c in chunks})
-    file_id = {path: i for i, path in enumerate(files)}
-    file_of_chunk = np.fromiter((file_id[c.path] for c in chunks), dtype=np.int64, count=len(chunks))
+    return CodeGraph(chunks, facts)
 
-    definitions: dict[str, list[int]] = defaultdict(list)
-    qualified_owner: dict[str, int] = {}
-    for i, chunk in enumerate(chunks):
-        for symbol in chunk.symbols:
-            definitions[short_name(symbol)].append(i)
-        if chunk.name and chunk.kind not in ("block", "imports"):
-            qualified_owner.setdefault(f"{chunk.path}\0{chunk.name}", i)
 
-    rows: list[int] = []
-    cols: list[int] = []
-    weights: list[float] = []
-    for i, chunk in enumerate(chunks):
-        python = chunk.language == "python"
-        for name in chunk.references:
-            if python and name in PYTHON_BUILTINS:
-                continue
-            targets = definitions.get(name)
-            if not targets or len(targets) > MAX_DEFINITIONS or len(name) < MIN_NAME_LENGTH:
-                continue
-            weight = 1.0 / len(targets)
-            for target in targets:
-                if target != i:
-                    rows.append(i)
-                    cols.append(target)
-                    weights.append(weight)
-        if "." in chunk.name:  # a method points at its class's header
-            owner = qualified_owner.get(f"{chunk.path}\0{chunk.name.rsplit('.', 1)[0]}")
-            if owner is not None and owner != i:
-                rows.append(i)
-                cols.append(owner)
-                weights.append(CONTAINMENT_WEIGHT)
-    n = len(chunks)
-    chunk_matrix = sparse.csr_matrix((weights, (rows, cols)), shape=(n, n), dtype=np.float64)
+def _reference_edges(chunks: Sequence[Chunk],
+                     definitions: Mapping[str, list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(source, target, weight) arrays: each use of a name points at every chunk defining it, 1/#definitions.
 
-    file_imports_facts: dict[str, tuple[str, set[str]]] = {}
-    namespaces: dict[str, list[str]] = defaultdict(list)
+    Vectorised (a repository has hundreds of thousands of uses): names become ids, uses become an id array,
+    and each use is expanded to its definitions with `np.repeat` over a CSR layout of the definition lists.
+    """
+    usable = [name for name, targets in definitions.items()
+              if len(targets) <= MAX_DEFINITIONS and len(name) >= MIN_NAME_LENGTH]
+    name_id = {name: i for i, name in enumerate(usable)}
+    python_name_id = {name: i for name, i in name_id.items() if name not in PYTHON_BUILTINS}
+    counts = np.fromiter((len(definitions[name]) for name in usable), dtype=np.int64, count=len(usable))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    flat_targets = np.fromiter((t for name in usable for t in definitions[name]), dtype=np.int64,
+                               count=int(counts.sum()))
+    uses: list[int] = []
+    per_chunk: list[int] = []
     for chunk in chunks:
-        file_imports_facts.setdefault(chunk.path, (chunk.language, set()))[1].update(chunk.imports)
-        if chunk.kind == "namespace" and chunk.name:
-            namespaces[chunk.path].append(chunk.name)
-    file_imports = resolve_imports(file_imports_facts, facts, namespaces)
-    f_rows = [file_id[src] for src, targets in file_imports.items() for _ in targets]
-    f_cols = [file_id[dst] for targets in file_imports.values() for dst in targets]
-    import_matrix = sparse.csr_matrix((np.ones(len(f_rows)), (f_rows, f_cols)), shape=(len(files), len(files)))
-    # References between files count too, at most one import's worth per file pair.
-    coo = chunk_matrix.tocoo()
-    ref_files = sparse.csr_matrix((coo.data, (file_of_chunk[coo.row], file_of_chunk[coo.col])),
-                                  shape=(len(files), len(files)))
-    ref_files.setdiag(0)
-    ref_files.data = np.minimum(ref_files.data, 1.0)
-    file_matrix = (import_matrix + ref_files).tocsr()
-    return CodeGraph(files=files, file_of_chunk=file_of_chunk, file_matrix=file_matrix,
-                     chunk_matrix=chunk_matrix, file_imports=file_imports, definitions=dict(definitions))
+        lookup = python_name_id if chunk.language == "python" else name_id
+        ids = [lookup.get(name, -1) for name in chunk.references]
+        uses.extend(ids)
+        per_chunk.append(len(ids))
+    use_name = np.asarray(uses, dtype=np.int64)
+    use_chunk = np.repeat(np.arange(len(chunks), dtype=np.int64), per_chunk)
+    known = use_name >= 0
+    use_name, use_chunk = use_name[known], use_chunk[known]
+    fan = counts[use_name]
+    total = int(fan.sum())
+    offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(fan) - fan, fan)
+    dst = flat_targets[np.repeat(starts[use_name], fan) + offsets]
+    src = np.repeat(use_chunk, fan)
+    weight = np.repeat(1.0 / np.maximum(fan, 1), fan)
+    not_self = src != dst
+    return src[not_self], dst[not_self], weight[not_self]
 
 
 def pagerank(matrix: sparse.csr_matrix, personalization: np.ndarray | None = None, alpha: float = DAMPING,
@@ -113,6 +157,8 @@ def pagerank(matrix: sparse.csr_matrix, personalization: np.ndarray | None = Non
     personalization vector. Written against the sparse matrix so a cached graph can be re-ranked per
     query without rebuilding a networkx graph; `tests/test_signals.py` checks it against networkx.
     """
+    from scipy import sparse
+
     n = matrix.shape[0]
     if n == 0:
         return np.zeros(0)

@@ -17,6 +17,7 @@ from . import pipeline
 from .config import parse_budget
 from .errors import CtxpackError, UsageError
 from .model import FEATURE_NAMES, ScoredChunk
+from .staged import read_staged
 
 log = logging.getLogger("context_pack")
 
@@ -63,6 +64,8 @@ def _common_options(function: Any) -> Any:
         click.option("--query", "-q", help="What the pack is for: a question, an issue, a traceback."),
         click.option("--query-file", type=click.Path(dir_okay=False), help="Read the query from a file."),
         click.option("--focus", multiple=True, metavar="PATH", help="A file to centre the pack on (repeat)."),
+        click.option("--staged", is_flag=True,
+                     help="Centre the pack on the staged change (git diff --cached), whose diff goes first."),
         click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat)."),
         click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeat)."),
         click.option("--no-cache", is_flag=True, help="Keep the index in memory; write nothing to .ctxpack/."),
@@ -96,7 +99,7 @@ def cli() -> None:
               help="Pack text format; json is a report on the markdown pack.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
-def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
+def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...], staged: bool,
           include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
           debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
     """Build a pack of PATH that fits the budget, counted with the tokenizer (cl100k by default).
@@ -107,6 +110,7 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
       ctxpack build repo/ -b 8000 --query "KeyError in parse_header" --format json
       ctxpack build repo/ --query-file traceback.txt --focus src/app.py -o pack.md
       ctxpack build repo/ --include 'src/**' --exclude '*.md' --format xml
+      ctxpack build . --staged --budget 16k -o .ctxpack/pack.md
     """
     _State.debug = debug
     _setup_logging(verbose)
@@ -118,7 +122,7 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
     text_format = "md" if fmt.lower() == "json" else fmt
     with _progress(quiet) as progress:
         pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format,
-                                                  use_cache=not no_cache, progress=progress)
+                                                  use_cache=not no_cache, progress=progress, staged=staged)
     out = json.dumps(pack.to_json_dict(), ensure_ascii=False, indent=2) + "\n" if fmt.lower() == "json" else pack.text
     _emit(out, output)
     if verbose:
@@ -133,7 +137,7 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
 @cli.command()
 @_common_options
 @click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many chunks.")
-def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
+def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...], staged: bool,
             include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
             debug: bool, top: int) -> None:
     """Show the top-ranked chunks of PATH with every feature and the final score.
@@ -150,7 +154,8 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
         raise UsageError(f"path does not exist: {path}")
     config = pipeline.resolve_config(path, _overrides(None, include, exclude))
     with _progress(quiet) as progress:
-        corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress)
+        change = read_staged(path) if staged else None
+        corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress, change)
     try:
         _print_ranking(corpus, ranked, top)
     finally:
@@ -232,6 +237,92 @@ def stats(path: Path, as_json: bool, debug: bool) -> None:
     click.echo("languages: " + ", ".join(f"{k} {v}" for k, v in figures["languages"].items()))
     for reason, count in sorted(figures["skipped"].items()):
         click.echo(f"skipped:   {count:,} {reason}")
+
+
+@cli.group()
+def hook() -> None:
+    """Git hooks: the staged change's pack before each commit.
+
+    \b
+    With the pre-commit framework (.pre-commit-config.yaml):
+      - repo: https://github.com/<owner>/ctxpack
+        rev: <tag or sha>
+        hooks:
+          - id: ctxpack
+            args: [--budget, 16k]
+    Without it:
+      ctxpack hook install
+    """
+
+
+@hook.command("run")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--budget", "-b", help="Token budget: 16000, 16k (×1024) or 1m. Default: config, else 32k.")
+@click.option("--output", "-o", help="Where to write the pack, relative to PATH. Default: .ctxpack/pack.md.")
+@click.option("--format", "-f", "fmt", default="md", show_default=True,
+              type=click.Choice(["md", "markdown", "xml", "plain"], case_sensitive=False))
+@click.option("--strict", is_flag=True, help="Fail (and so block the commit) when the pack cannot be built.")
+@click.option("--quiet", is_flag=True, help="Print nothing when all goes well.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def hook_run(path: Path, budget: str | None, output: str | None, fmt: str, strict: bool, quiet: bool,
+             debug: bool) -> None:
+    """Write the pack of the staged change (what `git commit` is about to record) to a file.
+
+    The diff goes first, then the changed functions whole, their callers and callees, the tests that
+    cover them and the modules around them. Never blocks a commit unless --strict.
+
+    \b
+    Examples:
+      ctxpack hook run
+      ctxpack hook run --budget 16k --output .ctxpack/review.md --strict
+    """
+    from .hook import write_staged_pack
+
+    _State.debug = debug
+    _setup_logging(False)
+    try:
+        if not path.exists():
+            raise UsageError(f"path does not exist: {path}")
+        config = pipeline.resolve_config(path, _overrides(budget, (), ()))
+        result = write_staged_pack(path, config, output, fmt=fmt)
+    except (CtxpackError, UsageError, OSError) as exc:
+        if strict:
+            raise
+        sys.stderr.write(f"ctxpack: warning: no pack for this commit ({exc}); the commit goes on\n")
+        return
+    if quiet:
+        return
+    if result.pack is None:
+        click.echo("ctxpack: nothing staged; no pack written")
+        return
+    click.echo(f"ctxpack: wrote {result.path} ({result.pack.tokens}/{result.pack.budget} tokens, "
+               f"{len(result.pack.chunks)} chunks) in {result.seconds:.2f}s")
+
+
+@hook.command("install")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Replace an existing pre-commit hook.")
+@click.option("--budget", "-b", help="Passed to `ctxpack hook run`.")
+@click.option("--output", "-o", help="Passed to `ctxpack hook run`.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def hook_install(path: Path, force: bool, budget: str | None, output: str | None, debug: bool) -> None:
+    """Write a plain .git/hooks/pre-commit that runs `ctxpack hook run` (for repos without pre-commit).
+
+    \b
+    Examples:
+      ctxpack hook install
+      ctxpack hook install repo/ --budget 16k --force
+    """
+    from .hook import install_git_hook
+
+    _State.debug = debug
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    if budget is not None:
+        parse_budget(budget)  # a bad budget fails now, not at every commit
+    arguments = [*(["--budget", budget] if budget else []), *(["--output", output] if output else [])]
+    target = install_git_hook(path, arguments, force=force)
+    click.echo(f"ctxpack: installed {target}")
 
 
 @contextmanager

@@ -58,6 +58,7 @@ class Config:
     class_split_lines: int = 60  # a class longer than this becomes a header chunk plus one chunk per member
     block_max_lines: int = 40  # blank-line blocks (and gaps between definitions) are cut at this size
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    pack_file: str = ".ctxpack/pack.md"  # where the pre-commit hook writes the staged change's pack
 
     def with_overrides(self, **overrides: Any) -> Config:
         return _apply(self, {k: v for k, v in overrides.items() if v is not None}, source="arguments")

@@ -89,6 +89,7 @@ class Pack:
     chunks: list[PackedChunk]
     files_considered: int
     chunks_considered: int
+    staged: dict[str, object] | None = None  # with --staged: {"files", "deleted", "diff_tokens"}
 
     def to_json_dict(self) -> dict[str, object]:
         return {
@@ -117,4 +118,5 @@ class Pack:
             ],
             "files_considered": self.files_considered,
             "chunks_considered": self.chunks_considered,
+            **({"staged": self.staged} if self.staged is not None else {}),
         }

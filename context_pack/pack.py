@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .model import Chunk, PackedChunk, ScoredChunk, Section
 from .parse import split_lines
-from .render import Style, normalise_format, render, visible_lines
+from .render import MAIN_AFTER_DIFF_TITLE, Style, normalise_format, render, visible_lines
 from .tokens import Tokenizer
 
 MIN_USEFUL_TOKENS = 12  # below this much room no chunk is worth trying
@@ -66,12 +66,17 @@ def pack(
     line_counts: Mapping[str, int],
     section_of: Callable[[Chunk], Section] | None = None,
     max_full_share: float | None = None,
+    header: str = "",
 ) -> PackResult:
-    """Choose chunks so that the rendered pack text, counted by `tokenizer`, is ≤ `budget`."""
+    """Choose chunks so that the rendered pack text, counted by `tokenizer`, is ≤ `budget`.
+
+    `header` is rendered text that goes first and is counted in the budget (the staged diff)."""
     style = Style(normalise_format(fmt))
     costs = _Costs(tokenizer, style)
-    frame_cost = tokenizer.count(style.preamble(root_name) + style.postamble())
-    if frame_cost + MIN_USEFUL_TOKENS > budget:
+    frame_cost = tokenizer.count(style.preamble(root_name) + header + style.postamble())
+    if header:
+        frame_cost += tokenizer.count(style.section("main", MAIN_AFTER_DIFF_TITLE)) + MARKER_ESTIMATE
+    if frame_cost + (0 if header else MIN_USEFUL_TOKENS) > budget:
         return PackResult(text="", tokens=0, chunks=[])
 
     def section(chunk: Chunk) -> Section:
@@ -101,7 +106,7 @@ def pack(
         return room
 
     fill(budget - frame_cost)
-    text, ordered = render(chosen.values(), root_name, style.name, line_counts)
+    text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
     count = tokenizer.count(text)
 
     while count > budget and chosen:  # the estimate was short: drop the weakest until the text fits
@@ -112,7 +117,7 @@ def pack(
             if overshoot <= 0:
                 break
         open_files = {key[0] for key in chosen}
-        text, ordered = render(chosen.values(), root_name, style.name, line_counts)
+        text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
         count = tokenizer.count(text)
 
     margin = MARKER_ESTIMATE
@@ -124,7 +129,7 @@ def pack(
         fill(slack)
         if len(chosen) == len(before):
             break
-        new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts)
+        new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts, header)
         new_count = tokenizer.count(new_text)
         if new_count > budget:  # undo, and try again asking for less
             chosen, open_files = before, files_before
@@ -132,7 +137,7 @@ def pack(
             continue
         text, ordered, count = new_text, new_ordered, new_count
 
-    if not chosen:
+    if (not chosen and not header) or count > budget:
         return PackResult(text="", tokens=0, chunks=[])
     return PackResult(text=text, tokens=count, chunks=ordered)
 

@@ -26,18 +26,21 @@ from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Pack, ScoredChunk
 from .pack import pack as pack_chunks
 from .parallel import parse_many, parse_with_terms
-from .render import normalise_format
+from .render import Style, normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .score import Ranking, compute_features, score_chunks
 from .signals import centrality, recency
 from .signals import focus as focus_signal
 from .signals import query as query_signal
 from .signals.graph import CodeGraph, build_graph
+from .staged import StagedChange, read_staged
 from .terms import chunk_document, query_terms
-from .tokens import get_tokenizer
+from .tokens import Tokenizer, get_tokenizer
 from .walk import walk
 
 log = logging.getLogger("context_pack")
+
+MAX_DIFF_SHARE = 0.6  # the staged diff takes at most this share of the budget; the rest is the code around it
 
 
 @dataclass
@@ -281,6 +284,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
     line_counts: dict[str, int] = {}
     textless: dict[str, tuple[str, list[int]]] = {}
     structure = hashlib.sha1()
+    present = [f for f in present if f.path in cached or f.path in changed]  # less any dropped just above
     for file in present:
         if file.path in cached:
             file_chunks = cached[file.path].chunks
@@ -320,8 +324,10 @@ def _memory_index(failed: Index, config: Config, changed: dict[str, ParsedFile],
 
 
 def rank(corpus: Corpus, config: Config, query: str | None = None,
-         focus: Sequence[str] = ()) -> Ranking:
-    """Score every chunk of the corpus, best first."""
+         focus: Sequence[str] = (), changed_lines: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+         ) -> Ranking:
+    """Score every chunk of the corpus, best first. `changed_lines` (path -> line ranges, from a staged
+    change) makes the chunks holding those lines the focus's centre."""
     started = time.perf_counter()
     chunks = corpus.chunks
     extra: dict[str, Sequence[float]] = {
@@ -331,11 +337,22 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     if query and query.strip():
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query))
     if focus:
-        extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus)
+        centre = changed_chunks(chunks, changed_lines) if changed_lines else None
+        extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus, centre)
     features = compute_features(chunks, extra)
     ranked = score_chunks(chunks, features, config.weights, with_text=corpus.with_text)
     corpus.timings["rank"] = time.perf_counter() - started
     return ranked
+
+
+def changed_chunks(chunks: Sequence[Chunk], changed_lines: Mapping[str, Sequence[tuple[int, int]]]) -> list[int]:
+    """Positions of the chunks that hold any of the changed lines."""
+    found = []
+    for position, chunk in enumerate(chunks):
+        ranges = changed_lines.get(chunk.path)
+        if ranges and any(start <= chunk.end_line and end >= chunk.start_line for start, end in ranges):
+            found.append(position)
+    return found
 
 
 def pack_corpus(
@@ -345,14 +362,44 @@ def pack_corpus(
     config: Config,
     fmt: str = "md",
     query: str | None = None,
+    staged: StagedChange | None = None,
 ) -> Pack:
-    """Pack ranked chunks of a corpus into a budget, in one text format (md, xml or plain)."""
+    """Pack ranked chunks of a corpus into a budget, in one text format (md, xml or plain). A staged
+    change's diff goes first, counted in the budget (cut short if it would take more than its share)."""
     fmt = normalise_format(fmt)
     tokenizer = get_tokenizer(config.tokenizer)
-    result = pack_chunks(ranked, budget, tokenizer, fmt, corpus.root.name, corpus.line_counts)
+    header = ""
+    report = None
+    if staged is not None:
+        header, diff_tokens = fit_diff(Style(fmt), staged.diff, int(budget * MAX_DIFF_SHARE), tokenizer)
+        report = {"files": staged.files, "deleted": staged.deleted, "diff_tokens": diff_tokens}
+    result = pack_chunks(ranked, budget, tokenizer, fmt, corpus.root.name, corpus.line_counts, header=header)
     return Pack(root=str(corpus.root), budget=budget, tokens=result.tokens, tokenizer=tokenizer.name,
                 query=query, format=fmt, text=result.text, chunks=result.chunks,
-                files_considered=len(corpus.files), chunks_considered=len(corpus.chunks))
+                files_considered=len(corpus.files), chunks_considered=len(corpus.chunks), staged=report)
+
+
+def fit_diff(style: Style, diff: str, limit: int, tokenizer: Tokenizer) -> tuple[str, int]:
+    """The diff block within `limit` tokens: whole, or its first lines and a note of how many are left out."""
+    if not diff.strip():
+        return "", 0
+    block = style.diff_block(diff)
+    tokens = tokenizer.count(block)
+    if tokens <= limit:
+        return block, tokens
+    lines = diff.splitlines(keepends=True)
+    low, high = 0, len(lines)  # the most lines that fit, by bisection on the exact count
+    best, best_tokens = "", 0
+    while low < high:
+        middle = (low + high + 1) // 2
+        cut = "".join(lines[:middle]) + f"⋮ diff cut here: {len(lines) - middle} more lines\n"
+        candidate = style.diff_block(cut)
+        count = tokenizer.count(candidate)
+        if count <= limit:
+            low, best, best_tokens = middle, candidate, count
+        else:
+            high = middle - 1
+    return best, best_tokens
 
 
 def build(
@@ -363,12 +410,14 @@ def build(
     config: Config | Mapping[str, Any] | None = None,
     format: str = "md",
     use_cache: bool = True,
+    staged: bool = False,
 ) -> Pack:
     """Build a pack of `root` within `budget` tokens.
 
     `budget` takes an integer or `32k`-style text (k = 1024); by default it is the config's (32k).
     `format` is the pack text's format: md (default), xml or plain. JSON is `Pack.to_json_dict()`.
     `use_cache=False` keeps the index in memory: nothing is written under `root/.ctxpack/`.
+    `staged=True` centres the pack on the staged change (`git diff --cached`), whose diff goes first.
     """
     root_path = Path(root)
     if not root_path.exists():
@@ -376,17 +425,22 @@ def build(
     resolved = resolve_config(root_path, config)
     if budget is not None:
         resolved = resolved.with_overrides(budget=parse_budget(budget))
-    return build_with_corpus(root_path, resolved, query=query, focus=focus, fmt=format, use_cache=use_cache)[0]
+    return build_with_corpus(root_path, resolved, query=query, focus=focus, fmt=format, use_cache=use_cache,
+                             staged=staged)[0]
 
 
 def build_with_corpus(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
                       fmt: str = "md", use_cache: bool = True,
-                      progress: Callable[[int, int], None] | None = None) -> tuple[Pack, Corpus]:
+                      progress: Callable[[int, int], None] | None = None,
+                      staged: bool = False) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
-    corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress)
+    change = read_staged(root) if staged else None
+    if change is not None and change.empty:
+        log.warning("nothing is staged under %s: the pack has no change to centre on", root)
+    corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change)
     try:
         started = time.perf_counter()
-        pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)
+        pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query, staged=change)
         corpus.timings["pack"] = time.perf_counter() - started
     finally:
         corpus.close()
@@ -395,13 +449,18 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
 
 def collect_and_rank(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
                      use_cache: bool = True, progress: Callable[[int, int], None] | None = None,
-                     ) -> tuple[Corpus, Ranking]:
+                     staged: StagedChange | None = None) -> tuple[Corpus, Ranking]:
     """Collect and rank a root. The corpus's index stays open (chunk texts are read from it as the ranking
     is used): call `corpus.close()` when done."""
     focus_paths = resolve_focus(root, focus)
     corpus = collect(root, config, use_cache=use_cache, progress=progress)
+    changed_lines = None
+    if staged is not None:
+        known = {f.path for f in corpus.files}
+        focus_paths = sorted({*focus_paths, *(path for path in staged.files if path in known)})
+        changed_lines = staged.lines
     try:
-        return corpus, rank(corpus, config, query=query, focus=focus_paths)
+        return corpus, rank(corpus, config, query=query, focus=focus_paths, changed_lines=changed_lines)
     except BaseException:
         corpus.close()
         raise

@@ -19,6 +19,7 @@ FORMATS = ("md", "xml", "plain")
 FORMAT_ALIASES = {"md": "md", "markdown": "md", "xml": "xml", "plain": "plain", "text": "plain"}
 SECTION_ORDER = {"diff": 0, "stable": 1, "query": 2, "main": 3}
 SECTION_TITLES = {"diff": "Staged change", "stable": "Repository overview", "query": "Relevant to the question"}
+MAIN_AFTER_DIFF_TITLE = "Code around the change"
 
 
 def normalise_format(name: str) -> str:
@@ -57,8 +58,8 @@ class Style:
     def postamble(self) -> str:
         return "</repository>\n" if self.name == "xml" else ""
 
-    def section(self, section: str) -> str:
-        title = SECTION_TITLES.get(section)
+    def section(self, section: str, title: str | None = None) -> str:
+        title = title or SECTION_TITLES.get(section)
         if not title:
             return ""
         if self.name == "md":
@@ -67,8 +68,17 @@ class Style:
             return f"<section name={quoteattr(section)}>\n"
         return f"##### {title} #####\n\n"
 
-    def section_close(self, section: str) -> str:
-        return "</section>\n" if self.name == "xml" and section in SECTION_TITLES else ""
+    def section_close(self, section: str, titled: bool = False) -> str:
+        return "</section>\n" if self.name == "xml" and (titled or section in SECTION_TITLES) else ""
+
+    def diff_block(self, diff: str) -> str:
+        """The staged diff, first in the pack."""
+        if self.name == "md":
+            fence = _fence_for(diff)
+            return f"{self.section('diff')}{fence}diff\n{diff}{fence}\n\n"
+        if self.name == "xml":
+            return f"{self.section('diff')}<diff>\n{escape(diff)}</diff>\n{self.section_close('diff')}"
+        return f"{self.section('diff')}{diff}\n"
 
     def file_open(self, path: str, language: str, fence: str = "```") -> str:
         if self.name == "md":
@@ -102,25 +112,28 @@ def render(
     root_name: str,
     fmt: str,
     line_counts: Mapping[str, int],
+    header: str = "",
 ) -> tuple[str, list[PackedChunk]]:
-    """The pack text, and the chunks in the order they appear in it."""
+    """The pack text, and the chunks in the order they appear in it. `header` (the staged diff, rendered
+    by `Style.diff_block`) goes first, and then every section is titled."""
     style = Style(normalise_format(fmt))
     ordered = sorted(chosen, key=lambda p: (SECTION_ORDER[p.section], p.chunk.path, p.chunk.start_line))
-    if not ordered:
+    if not ordered and not header:
         return "", []
-    parts = [style.preamble(root_name)]
+    parts = [style.preamble(root_name), header]
     sections = sorted({p.section for p in ordered}, key=SECTION_ORDER.__getitem__)
+    titled = len(sections) > 1 or bool(header)
     for section in sections:
         in_section = [p for p in ordered if p.section == section]
-        if len(sections) > 1:
-            parts.append(style.section(section))
+        if titled:
+            parts.append(style.section(section, MAIN_AFTER_DIFF_TITLE if section == "main" else None))
         files: dict[str, list[PackedChunk]] = {}
         for packed in in_section:
             files.setdefault(packed.chunk.path, []).append(packed)
         for path, packed_chunks in files.items():
             parts.append(_render_file(style, path, packed_chunks, line_counts.get(path, 0)))
-        if len(sections) > 1:
-            parts.append(style.section_close(section))
+        if titled:
+            parts.append(style.section_close(section, titled=True))
     parts.append(style.postamble())
     return "".join(parts), ordered
 

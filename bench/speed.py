@@ -11,6 +11,8 @@ For each codebase, in one run:
 - warm: the same build again, nothing changed;
 - one file changed: a line appended to one source file, then the build;
 - new query: a build with a query not asked before, on the warm index;
+- hook: `ctxpack hook run` (the pre-commit hook) with one file's edit staged, on the warm index: it refreshes
+  the index for that file and packs the staged change;
 - peak RSS of the ctxpack process itself (its parse workers are separate, smaller processes).
 Times are wall-clock seconds of the whole `ctxpack` process as a user runs it (import time included);
 the median of `--runs` runs. Codebases are made under `--workdir` (default ~/.cache/ctxpack-bench/speed):
@@ -137,7 +139,7 @@ def measure(root: Path, ctxpack: Path, runs: int, workdir: Path) -> dict[str, ob
     listing = workdir / f"{root.name}.files"
     files = file_list(root, ctxpack, listing)
     build = [str(ctxpack), "build", str(root), "--budget", "32k", "--quiet", "-o", os.devnull]
-    figures: dict[str, list[float]] = {name: [] for name in ("floor", "cold", "warm", "changed", "query")}
+    figures: dict[str, list[float]] = {name: [] for name in ("floor", "cold", "warm", "changed", "query", "hook")}
     peaks: dict[str, list[int]] = {name: [] for name in figures}
     target = next(p for p in sorted(root.rglob("*.py")) if ".git" not in p.parts and p.stat().st_size > 2000)
     original = target.read_bytes()
@@ -158,6 +160,16 @@ def measure(root: Path, ctxpack: Path, runs: int, workdir: Path) -> dict[str, ob
             seconds, peak, _ = run([*build, "--query", QUERIES[number % len(QUERIES)] + f" {number}"])
             figures["query"].append(seconds)
             peaks["query"].append(peak)
+            # A real edit inside a function body, staged, as a commit would see it.
+            target.write_bytes(original.replace(b"    return ", b"    return  ", 1))
+            git(root, "add", str(target.relative_to(root)))
+            try:
+                seconds, peak, _ = run([str(ctxpack), "hook", "run", str(root), "--budget", "32k", "--quiet",
+                                        "--output", str(workdir / "hook-pack.md"), "--strict"])
+            finally:
+                git(root, "reset", "-q")
+            figures["hook"].append(seconds)
+            peaks["hook"].append(peak)
     finally:
         target.write_bytes(original)
     medians = {name: statistics.median(values) for name, values in figures.items()}
@@ -178,13 +190,15 @@ def machine() -> str:
 
 def table(results: dict[str, dict[str, object]]) -> str:
     lines = ["| codebase | files | floor s | cold s (× floor) | warm s | one file changed s | new query s | "
-             "peak RSS MB (cold / warm) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "hook, one file staged s | peak RSS MB (cold / warm) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, result in results.items():
         s = result["seconds"]
         peak = result["peak_kb"]
         assert isinstance(s, dict) and isinstance(peak, dict)
         lines.append(f"| {name} | {result['files']} | {s['floor']:.2f} | {s['cold']:.2f} "
                      f"({s['cold'] / s['floor']:.2f}) | {s['warm']:.2f} | {s['changed']:.2f} | {s['query']:.2f} | "
+                     f"{s['hook']:.2f} | "
                      f"{peak['cold'] / 1024:.0f} / {peak['warm'] / 1024:.0f} |")
     return "\n".join(lines)
 

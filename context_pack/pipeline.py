@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from .score import Ranking, compute_features, score_chunks
 from .signals import centrality, recency
 from .signals import focus as focus_signal
 from .signals import query as query_signal
-from .signals.graph import CodeGraph, build_graph
+from .signals.graph import CodeGraph
 from .staged import StagedChange, read_staged
 from .terms import chunk_document, query_terms
 from .tokens import Tokenizer, get_tokenizer
@@ -67,9 +68,36 @@ class Corpus:
 
     @property
     def graph(self) -> CodeGraph:
+        """The code graph; its matrices come from the index when the structure is unchanged."""
         if self._graph is None:
-            self._graph = build_graph(self._with_links(), self.facts)
+            graph = CodeGraph(self.chunks, self.facts, linked=self._with_links)
+            stored = self._derived("graph")
+            if stored is not None:
+                try:
+                    graph.set_matrices(*_matrices_from_bytes(stored))
+                except Exception:  # a damaged blob is a cache miss, whatever numpy makes of it
+                    log.warning("ignoring a cached code graph that does not fit; rebuilding it")
+            self._graph = graph
         return self._graph
+
+    def remember_graph(self) -> None:
+        """Store the graph's matrices if this build made them (a later build with the same structure
+        then needs neither the links nor the work of making them)."""
+        graph = self._graph
+        if graph is not None and graph.matrices_made and self._derived("graph") is None:
+            self._store_derived("graph", _matrices_to_bytes(graph.chunk_matrix, graph.file_matrix))
+
+    def _derived_key(self) -> str:
+        return f"{self.structure_key}:{_graph_code_fingerprint()}"
+
+    def _derived(self, kind: str) -> bytes | None:
+        if self.index is None or not self.structure_key:
+            return None
+        return self.index.derived(kind, self._derived_key())
+
+    def _store_derived(self, kind: str, value: bytes) -> None:
+        if self.index is not None and self.structure_key:
+            self.index.put_derived(kind, self._derived_key(), value)
 
     def _with_links(self) -> list[Chunk]:
         """The chunks with their references and imports, which chunks loaded from the index come without."""
@@ -116,14 +144,12 @@ class Corpus:
     def centrality(self) -> np.ndarray:
         """Each chunk's centrality; cached in the index by the structure key, since only a change to
         definitions, uses or imports moves it and computing it means building the whole graph."""
-        key = f"{self.structure_key}:{_graph_code_fingerprint()}"
-        if self.index is not None and self.structure_key:
-            stored = self.index.derived("centrality", key)
-            if stored is not None and len(stored) == 8 * len(self.chunks):
-                return np.frombuffer(stored, dtype="<f8").astype(np.float64)
+        stored = self._derived("centrality")
+        if stored is not None and len(stored) == 8 * len(self.chunks):
+            return np.frombuffer(stored, dtype="<f8").astype(np.float64)
         values = np.asarray(centrality.compute(self.graph), dtype="<f8")
-        if self.index is not None and self.structure_key:
-            self.index.put_derived("centrality", key, values.tobytes())
+        self._store_derived("centrality", values.tobytes())
+        self.remember_graph()
         return values.astype(np.float64)
 
     def bm25(self, query: str) -> np.ndarray:
@@ -161,6 +187,25 @@ def parse_fingerprint(config: Config) -> str:
         except OSError:
             parts.append("no-query")
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()
+
+
+def _matrices_to_bytes(chunk_matrix: Any, file_matrix: Any) -> bytes:
+    """Two CSR matrices as an .npz (numpy's own format, read back without pickle)."""
+    buffer = io.BytesIO()
+    arrays = {}
+    for name, matrix in (("chunk", chunk_matrix), ("file", file_matrix)):
+        arrays.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices,
+                       f"{name}_indptr": matrix.indptr, f"{name}_shape": np.array(matrix.shape)})
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _matrices_from_bytes(value: bytes) -> tuple[Any, Any]:
+    from scipy import sparse
+
+    with np.load(io.BytesIO(value), allow_pickle=False) as arrays:
+        return tuple(sparse.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+                                       shape=tuple(arrays[f"{name}_shape"])) for name in ("chunk", "file"))
 
 
 @lru_cache(maxsize=1)
@@ -339,6 +384,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None
         extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus, centre)
+        corpus.remember_graph()
     features = compute_features(chunks, extra)
     ranked = score_chunks(chunks, features, config.weights, with_text=corpus.with_text)
     corpus.timings["rank"] = time.perf_counter() - started

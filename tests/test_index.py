@@ -218,3 +218,29 @@ def test_chunk_text_is_read_from_the_index_and_a_changed_row_is_an_error(tmp_pat
             corpus.with_text(other)
     finally:
         corpus.close()
+
+
+def test_graph_matrices_are_cached_and_a_damaged_copy_is_rebuilt(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    config = load_config(repo)
+    first = collect(repo, config)
+    first.centrality()  # makes the graph, and stores its matrices beside the centrality
+    expected = first.graph.chunk_matrix.toarray()
+    first.close()
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        (blob,) = db.execute("SELECT value FROM derived WHERE key LIKE 'graph:%'").fetchone()
+    assert len(blob) > 0
+
+    second = collect(repo, config)
+    assert second.graph.matrices_made  # loaded, not made: no links were read
+    assert "linked_chunks" not in second.graph.__dict__
+    assert (second.graph.chunk_matrix.toarray() == expected).all()
+    second.close()
+
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE derived SET value = ? WHERE key LIKE 'graph:%'", (b"PK\x03\x04 not a zip",))
+    third = collect(repo, config)
+    assert (third.graph.chunk_matrix.toarray() == expected).all()
+    third.close()
+    cached, fresh = snapshot(repo, "func_2")
+    assert cached == fresh

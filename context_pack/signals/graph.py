@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -34,9 +34,12 @@ class CodeGraph:
     """The graph of a list of chunks. Names, files and definitions are made at once (a query needs them);
     the matrices only when a ranking asks (centrality is usually cached, so a warm build never does)."""
 
-    def __init__(self, chunks: Sequence[Chunk], facts: RepoFacts) -> None:
+    def __init__(self, chunks: Sequence[Chunk], facts: RepoFacts,
+                 linked: Callable[[], Sequence[Chunk]] | None = None) -> None:
+        """`linked` gives the same chunks with their references and imports, when `chunks` lack them."""
         self.chunks = chunks
         self.facts = facts
+        self._linked = linked
         self.files: list[str] = sorted({c.path for c in chunks})
         self.file_id = {path: i for i, path in enumerate(self.files)}
         # chunk index -> file index
@@ -52,11 +55,26 @@ class CodeGraph:
         return len(self.chunks)
 
     @cached_property
+    def linked_chunks(self) -> Sequence[Chunk]:
+        return self._linked() if self._linked is not None else self.chunks
+
+    @property
+    def matrices_made(self) -> bool:
+        return "chunk_matrix" in self.__dict__ and "file_matrix" in self.__dict__
+
+    def set_matrices(self, chunk_matrix: sparse.csr_matrix, file_matrix: sparse.csr_matrix) -> None:
+        """Matrices from a cache, checked against this graph's size."""
+        if chunk_matrix.shape != (len(self.chunks),) * 2 or file_matrix.shape != (len(self.files),) * 2:
+            raise ValueError("cached graph matrices do not fit this corpus")
+        self.__dict__["chunk_matrix"] = chunk_matrix
+        self.__dict__["file_matrix"] = file_matrix
+
+    @cached_property
     def chunk_matrix(self) -> sparse.csr_matrix:
         """chunk -> chunk: references, and a method's containment in its class."""
         from scipy import sparse
 
-        chunks = self.chunks
+        chunks = self.linked_chunks
         qualified_owner: dict[str, int] = {}
         for i, chunk in enumerate(chunks):
             if chunk.name and chunk.kind not in ("block", "imports"):
@@ -81,7 +99,7 @@ class CodeGraph:
         """Resolved import edges, file -> files."""
         facts_by_file: dict[str, tuple[str, set[str]]] = {}
         namespaces: dict[str, list[str]] = defaultdict(list)
-        for chunk in self.chunks:
+        for chunk in self.linked_chunks:
             facts_by_file.setdefault(chunk.path, (chunk.language, set()))[1].update(chunk.imports)
             if chunk.kind == "namespace" and chunk.name:
                 namespaces[chunk.path].append(chunk.name)

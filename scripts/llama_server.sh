@@ -30,6 +30,17 @@ if [ -x "$binary" ]; then  # another process built it while we waited
   exit 0
 fi
 
+# The build tools, from Debian when they are missing (CI runs as root on a Debian machine).
+if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "installing cmake and a C++ compiler (apt-get) ..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ make; } >&2
+  else
+    echo "llama-server needs cmake and a C++ compiler: install them (e.g. apt-get install cmake g++)" >&2
+    exit 1
+  fi
+fi
+
 source_dir="$("$python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llama_cpp; print(llama_cpp.llama_cpp_source())' "$repo/fixtures")"
 build="$cache/llama-server-$version-build"
 mkdir -p "$build"

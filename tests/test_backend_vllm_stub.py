@@ -126,3 +126,21 @@ def test_an_unknown_server_is_named_as_such(tmp_path: Path, example_repo: Path) 
 def test_unknown_model_name(stub: VllmStub) -> None:
     with pytest.raises(BackendError, match="does not serve model 'other'"):
         connect(stub.url, model="other").info()
+
+
+def test_ask_usage_errors_exit_2_before_any_request(stub: VllmStub, example_repo: Path, tmp_path: Path) -> None:
+    cases = [
+        ("ask", str(example_repo), "q"),  # no --backend
+        ("ask", str(example_repo), "q", "--backend", stub.url, "--budget", "lots"),
+        ("ask", str(example_repo), "q", "--backend", stub.url, "--kind", "tgi"),
+        ("ask", str(example_repo), "q", "--backend", stub.url, "--max-tokens", "0"),
+        ("ask", str(example_repo), "q", "--backend", stub.url, "--stable-share", "1.5"),
+        ("ask", str(tmp_path / "missing"), "q", "--backend", stub.url),
+    ]
+    for args in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("ctxpack: error: ") and len(result.stderr.strip().splitlines()) == 1
+    assert stub.requests == []
+    help_text = run_cli("ask", "--help").stdout
+    assert "Examples:" in help_text and "ctxpack ask" in help_text and "--dry-run" in help_text

@@ -68,10 +68,14 @@ class BackendTokenizer:
         return tokens
 
     def count_many(self, texts: list[str]) -> list[int]:
-        if len(texts) < 4:
-            return [self.count(text) for text in texts]
-        with ThreadPoolExecutor(THREADS) as pool:  # the server tokenizes on its HTTP threads, not in a slot
-            return list(pool.map(self.count, texts))
+        unique = list(dict.fromkeys(texts))  # each distinct text once, so no two threads ask for the same
+        if len(unique) < 4:
+            counts = [self.count(text) for text in unique]
+        else:
+            with ThreadPoolExecutor(THREADS) as pool:  # the server tokenizes on its HTTP threads, not in a slot
+                counts = list(pool.map(self.count, unique))
+        found = dict(zip(unique, counts, strict=True))
+        return [found[text] for text in texts]
 
 
 def backend_tokenizer(url: str) -> BackendTokenizer:

@@ -169,7 +169,7 @@ class HttpClient:
                                f"(see --timeout)") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise BackendError(f"the server at {self.url} dropped the connection during {path} "
-                               f"({type(exc).__name__}: {one_line(str(exc), 80) or 'closed'}); did it stop?") from None
+                               f"({type(exc).__name__}); did it stop?") from None
         except httpx.HTTPError as exc:
             raise BackendError(f"{self.url}{path}: {type(exc).__name__}: {one_line(str(exc), 120)}") from None
 

@@ -14,6 +14,17 @@ __all__ = [
     "PackedChunk",
     "ScoredChunk",
     "UsageError",
+    "ask",
     "build",
     "parse_budget",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `ask` needs httpx; loaded on first use so that `build` starts as fast as before.
+    if name == "ask":
+        from .asking import ask
+
+        globals()["ask"] = ask
+        return ask
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

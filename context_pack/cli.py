@@ -88,6 +88,7 @@ def cli() -> None:
       ctxpack build . --budget 32k > pack.md
       ctxpack build repo/ --budget 16k --query "why does URLField raise ValueError" --format json
       ctxpack explain repo/ --query-file issue.txt --top 20
+      ctxpack ask repo/ "where is the retry policy?" --backend http://127.0.0.1:8080
     """
 
 
@@ -323,6 +324,94 @@ def hook_install(path: Path, force: bool, budget: str | None, output: str | None
     arguments = [*(["--budget", budget] if budget else []), *(["--output", output] if output else [])]
     target = install_git_hook(path, arguments, force=force)
     click.echo(f"ctxpack: installed {target}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("question")
+@click.option("--backend", required=True, metavar="URL",
+              help="The model server: llama.cpp's llama-server or vLLM, e.g. http://127.0.0.1:8080.")
+@click.option("--kind", default="auto", show_default=True, type=click.Choice(["auto", "llamacpp", "vllm"]),
+              help="Which server it is; auto asks it.")
+@click.option("--model", help="Model name to send (default: the one the server serves).")
+@click.option("--max-tokens", default=1024, show_default=True, type=click.IntRange(min=1),
+              help="Room kept for the answer.")
+@click.option("--budget", "-b", default="auto", show_default=True,
+              help="Pack budget: auto (the server's window minus question, template and --max-tokens) or N.")
+@click.option("--system", help="System prompt (default: a fixed instruction to answer from the code).")
+@click.option("--stable-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Share of the budget for the query-independent part that leads the prompt (prefix cache); "
+                   "0 for a query-only pack.")
+@click.option("--format", "-f", "fmt", default="md", show_default=True,
+              type=click.Choice(["md", "markdown", "xml", "plain"], case_sensitive=False), help="Pack text format.")
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds to wait for any answer from the server (each streamed piece for the answer).")
+@click.option("--dry-run", is_flag=True, help="Print the request (JSON) instead of sending it.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeat).")
+@click.option("--no-cache", is_flag=True, help="Keep the index in memory; write nothing to .ctxpack/.")
+@click.option("--verbose", "-v", is_flag=True, help="Window, budget, token counts and timings on stderr.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def ask(path: Path, question: str, backend: str, kind: str, model: str | None, max_tokens: int, budget: str,
+        system: str | None, stable_share: float, fmt: str, timeout: float, dry_run: bool,
+        include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, verbose: bool, debug: bool) -> None:
+    """Ask a local model server QUESTION about PATH: the pack that fits its window, the answer streamed.
+
+    The question is also the pack's query. With --budget auto the pack gets the server's context window
+    minus the question, the chat template and --max-tokens, counted with the server's own tokenizer.
+    The query-independent part of the pack comes first, so the next question re-uses the server's prompt
+    cache (llama.cpp cache_prompt, vLLM prefix caching).
+
+    \b
+    Examples:
+      ctxpack ask . "where is the retry policy?" --backend http://127.0.0.1:8080
+      ctxpack ask repo/ "why does parse_header raise KeyError?" --backend http://gpu-box:8000 --kind vllm
+      ctxpack ask . "what does Stock.remove do?" --backend 127.0.0.1:8080 --max-tokens 256 --dry-run
+    """
+    _State.debug = debug
+    _setup_logging(verbose)
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    if budget.strip().lower() != "auto":
+        parse_budget(budget)  # a bad budget is a usage error before any server is asked
+    from .asking import ask as ask_server  # httpx only for this command
+
+    sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+    ended_with_newline = True
+
+    def show(text: str) -> None:
+        nonlocal ended_with_newline
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        ended_with_newline = text.endswith("\n")
+
+    started = time.perf_counter()
+    answer = ask_server(path, question, backend, kind=kind, model=model, max_tokens=max_tokens, budget=budget,
+                        system=system, config=_overrides(None, include, exclude), stable_share=stable_share,
+                        format=fmt, timeout=timeout, dry_run=dry_run, on_text=show, use_cache=not no_cache)
+    plan = answer.plan
+    if dry_run:
+        request = {"method": "POST", "url": f"{plan.url}/v1/chat/completions", "body": plan.request}
+        show(json.dumps(request, ensure_ascii=False, indent=2) + "\n")
+    elif not ended_with_newline:
+        show("\n")
+    if verbose:
+        log.info("server %s (%s, model %s): window %d tokens from %s", plan.url, plan.server.kind, plan.model,
+                 plan.server.window, plan.server.window_source)
+        log.info("budget %d (%s; stable part %d); pack %d tokens, %d chunks; prompt %d tokens by the server's "
+                 "tokenizer (%d /tokenize calls)", plan.budget, plan.budget_source, plan.stable_budget,
+                 plan.pack.tokens, len(plan.pack.chunks), plan.prompt_tokens, plan.tokenize_calls)
+        if answer.sent:
+            log.info("server counted: prompt %s tokens, evaluated %s, from cache %s; answer %s tokens (%s)",
+                     answer.usage.get("prompt_tokens", "?"), _or_unknown(answer.prompt_evaluated),
+                     _or_unknown(answer.prompt_cached), answer.usage.get("completion_tokens", "?"),
+                     answer.finish_reason or "?")
+        timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in plan.timings.items())
+        log.info("%s; total %.2fs", timings, time.perf_counter() - started)
+
+
+def _or_unknown(value: int | None) -> str:
+    return "?" if value is None else str(value)
 
 
 @contextmanager

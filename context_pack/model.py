@@ -10,6 +10,12 @@ Section = Literal["diff", "stable", "query", "main"]
 
 FEATURE_NAMES: tuple[str, ...] = ("definitions", "tests", "todo", "recency", "centrality", "query", "focus")
 
+# Fixed wording: the system prompt is the first part of every prompt, so it must not change between questions.
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an expert software engineer. Answer the question about the repository below using the code "
+    "excerpts given, and name the files and functions your answer relies on. Lines marked ⋮ were left out."
+)
+
 
 @dataclass(frozen=True)
 class File:
@@ -90,6 +96,20 @@ class Pack:
     files_considered: int
     chunks_considered: int
     staged: dict[str, object] | None = None  # with --staged: {"files", "deleted", "diff_tokens"}
+
+    def to_messages(self, question: str, system: str | None = None) -> list[dict[str, str]]:
+        """Chat messages for an OpenAI-compatible server: the system prompt, then one user message holding the
+        pack text and, after it, the question — the part that changes most goes last, for prefix caching."""
+        if self.format == "xml":
+            from xml.sax.saxutils import escape
+
+            asked = f"<question>\n{escape(question.strip())}\n</question>\n"
+        elif self.format == "plain":
+            asked = f"Question:\n{question.strip()}\n"
+        else:
+            asked = f"## Question\n\n{question.strip()}\n"
+        return [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT if system is None else system},
+                {"role": "user", "content": self.text + asked}]
 
     def to_json_dict(self) -> dict[str, object]:
         return {

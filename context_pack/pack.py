@@ -3,6 +3,13 @@
 Greedy by score, with per-piece token estimates; each chunk goes in `full`, or as its `signature` when the
 whole does not fit (breadth for depth). The rendered text is then counted exactly and trimmed until it is
 within the budget — the estimate only guides, the final count decides — and topped up while room is left.
+
+A tokenizer that costs a request per text (`backend:URL`) offers an `estimator`, a local tokenizer used for
+the per-chunk estimates; the rendered text is still counted by the tokenizer itself, a few times per pack.
+
+`pack_split` makes the two-part pack that `ask` sends: a query-independent `stable` section first, chosen by
+the ranking without the query for a budget that does not depend on the question, so its text is the same for
+every question about the same repo state (a server's prefix cache re-uses it), then the `query` section.
 """
 
 from __future__ import annotations
@@ -66,13 +73,16 @@ def pack(
     line_counts: Mapping[str, int],
     section_of: Callable[[Chunk], Section] | None = None,
     max_full_share: float | None = None,
+    pinned: Sequence[PackedChunk] = (),
     header: str = "",
 ) -> PackResult:
     """Choose chunks so that the rendered pack text, counted by `tokenizer`, is ≤ `budget`.
 
-    `header` is rendered text that goes first and is counted in the budget (the staged diff)."""
+    `pinned` chunks (another section's, already chosen) are always rendered and dropped only as a last resort.
+    `header` is rendered text that goes first and is counted in the budget (the staged diff).
+    """
     style = Style(normalise_format(fmt))
-    costs = _Costs(tokenizer, style)
+    costs = _Costs(getattr(tokenizer, "estimator", None) or tokenizer, style)
     frame_cost = tokenizer.count(style.preamble(root_name) + header + style.postamble())
     if header:
         frame_cost += tokenizer.count(style.section("main", MAIN_AFTER_DIFF_TITLE)) + MARKER_ESTIMATE
@@ -82,8 +92,13 @@ def pack(
     def section(chunk: Chunk) -> Section:
         return section_of(chunk) if section_of else "main"
 
-    chosen: dict[tuple[str, int], PackedChunk] = {}
-    open_files: set[str] = set()
+    chosen: dict[tuple[str, int], PackedChunk] = {p.chunk.key: p for p in pinned}
+    fixed = set(chosen)
+    open_files: set[tuple[str, str]] = set()  # (section, path): a file shown in two sections is framed twice
+    if pinned:  # the pinned text, and the headers two sections add
+        headers = "".join(style.section(name) + style.section_close(name) for name in ("stable", "query"))
+        pinned_text = render(pinned, root_name, style.name, line_counts, header)[0]
+        frame_cost = tokenizer.count(pinned_text) + costs.tokenizer.count(headers)
     full_cap = max(MIN_USEFUL_TOKENS, int(budget * (MAX_FULL_SHARE if max_full_share is None else max_full_share)))
 
     def fill(room: int) -> int:
@@ -94,13 +109,14 @@ def pack(
             chunk = item.chunk
             if chunk.key in chosen:
                 continue
-            overhead = 0 if chunk.path in open_files else costs.file(chunk)
+            where = (section(chunk), chunk.path)
+            overhead = 0 if where in open_files else costs.file(chunk)
             mode = _fit(chunk, room - overhead, full_cap, costs)
             if mode is None:
                 continue
             tokens = costs.chunk(chunk, mode)
             room -= tokens + overhead + MARKER_ESTIMATE  # each chunk may open an elision marker
-            open_files.add(chunk.path)
+            open_files.add(where)
             chosen[chunk.key] = PackedChunk(chunk=chunk, mode=mode, score=item.score, features=item.features,
                                             tokens=tokens, section=section(chunk))
         return room
@@ -111,12 +127,13 @@ def pack(
 
     while count > budget and chosen:  # the estimate was short: drop the weakest until the text fits
         overshoot = count - budget
-        for packed in sorted(chosen.values(), key=lambda p: (p.score, p.chunk.path, p.chunk.start_line)):
+        removable = [p for key, p in chosen.items() if key not in fixed] or list(chosen.values())
+        for packed in sorted(removable, key=lambda p: (p.score, p.chunk.path, p.chunk.start_line)):
             del chosen[packed.chunk.key]
             overshoot -= packed.tokens + MARKER_ESTIMATE
             if overshoot <= 0:
                 break
-        open_files = {key[0] for key in chosen}
+        open_files = {(p.section, p.chunk.path) for p in chosen.values()}
         text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
         count = tokenizer.count(text)
 
@@ -140,6 +157,30 @@ def pack(
     if (not chosen and not header) or count > budget:
         return PackResult(text="", tokens=0, chunks=[])
     return PackResult(text=text, tokens=count, chunks=ordered)
+
+
+def pack_split(
+    stable_ranked: Sequence[ScoredChunk],
+    query_ranked: Sequence[ScoredChunk],
+    budget: int,
+    stable_budget: int,
+    tokenizer: Tokenizer,
+    fmt: str,
+    root_name: str,
+    line_counts: Mapping[str, int],
+) -> PackResult:
+    """A `stable` section (the best chunks by the query-independent ranking, within `stable_budget`) followed by a
+    `query` section (the best query chunks not already shown), the whole text ≤ `budget`.
+
+    The stable section depends only on the repo state, the ranking without the query and `stable_budget`, so
+    callers that keep `stable_budget` fixed get the same stable text, a shared prompt prefix, for every question.
+    """
+    stable: list[PackedChunk] = []
+    if stable_budget > 0:
+        stable = pack(stable_ranked, min(stable_budget, budget), tokenizer, fmt, root_name, line_counts,
+                      section_of=lambda _: "stable").chunks
+    return pack(query_ranked, budget, tokenizer, fmt, root_name, line_counts, section_of=lambda _: "query",
+                pinned=stable)
 
 
 def _fit(chunk: Chunk, room: int, full_cap: int, costs: _Costs) -> str | None:

@@ -55,4 +55,8 @@ def get_tokenizer(spec: str = DEFAULT_TOKENIZER) -> Tokenizer:
     kind, _, argument = spec.partition(":")
     if kind == "tiktoken" and argument:
         return TiktokenTokenizer(argument)
+    if kind == "backend" and argument:  # the model server's /tokenize; httpx only when asked for
+        from .backends.tokenizer import backend_tokenizer
+
+        return backend_tokenizer(argument)
     raise UsageError(f"unknown tokenizer {spec!r} (expected e.g. {DEFAULT_TOKENIZER})")

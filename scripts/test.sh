@@ -25,5 +25,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "$wanted" >"$stamp"
 fi
 
+# The real llama.cpp server the backend tests start: built from the llama-cpp-python sdist on the first run
+# (~6 minutes on two cores), then taken from the cache (~/.cache/ctxpack-ci, or $CTXPACK_CI_CACHE).
+if [ -z "${CTXPACK_LLAMA_SERVER:-}" ]; then
+  CTXPACK_LLAMA_SERVER="$(bash scripts/llama_server.sh)"
+  export CTXPACK_LLAMA_SERVER
+fi
+
 .venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest "$@"

@@ -77,3 +77,13 @@ def tokenizer():
 def run_cli(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "context_pack", *args], capture_output=True, text=True,
                           cwd=cwd, input=stdin, encoding="utf-8", env={**os.environ})
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real llama-server (tiny random-weight model, 4096-token window, one slot) for the whole session."""
+    from llama_server import start_llama_server
+
+    server = start_llama_server(tmp_path_factory.mktemp("llama-server"))
+    yield server
+    server.stop()

@@ -300,6 +300,73 @@ def hook_run(path: Path, budget: str | None, output: str | None, fmt: str, stric
                f"{len(result.pack.chunks)} chunks) in {result.seconds:.2f}s")
 
 
+@hook.command("review")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--backend", metavar="URL", help="The model server (llama.cpp or vLLM). Default: `backend` in config.")
+@click.option("--kind", type=click.Choice(["auto", "llamacpp", "vllm"]), help="Which server it is (default auto).")
+@click.option("--model", help="Model name to send (default: the one the server serves).")
+@click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(min=1), help="Room for the review.")
+@click.option("--budget", "-b", help="At most this many pack tokens (default: config; always within the window).")
+@click.option("--fail-on", metavar="REGEX", help="Block the commit when the review matches (e.g. '^BLOCKER:').")
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds to wait for any answer from the server.")
+@click.option("--strict", is_flag=True, help="Fail when the review cannot be had (server down, ...).")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def hook_review(path: Path, backend: str | None, kind: str | None, model: str | None, max_tokens: int,
+                budget: str | None, fail_on: str | None, timeout: float, strict: bool, debug: bool) -> None:
+    """Ask the local model to review the staged change, with the code around it, and print the review.
+
+    Never blocks a commit by default: an unreachable server is a warning (unless --strict), and only
+    --fail-on REGEX turns a review into a refusal.
+
+    \b
+    Examples:
+      ctxpack hook review --backend http://127.0.0.1:8080
+      ctxpack hook review --backend http://gpu-box:8000 --kind vllm --fail-on '^BLOCKER:'
+    """
+    import re
+
+    from .hook import review_staged
+
+    _State.debug = debug
+    _setup_logging(False)
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    config = pipeline.resolve_config(path, _overrides(budget, (), ()))
+    pattern_text = fail_on if fail_on is not None else config.review_fail_on
+    try:
+        pattern = re.compile(pattern_text, re.MULTILINE) if pattern_text else None
+    except re.error as exc:
+        raise UsageError(f"bad --fail-on pattern {pattern_text!r}: {exc}") from None
+    url = backend or config.backend
+    if not url:
+        if strict:
+            raise UsageError("no model server: give --backend URL or set `backend` in [tool.ctxpack]")
+        sys.stderr.write("ctxpack: warning: no model server configured (--backend); no review\n")
+        return
+    sys.stdout.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
+
+    def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    click.echo(f"ctxpack review by {url}:")
+    try:
+        review = review_staged(path, config, url, kind=kind or config.backend_kind, model=model or config.model or None,
+                               max_tokens=max_tokens, timeout=timeout, on_text=show)
+    except (CtxpackError, UsageError, OSError) as exc:
+        if strict:
+            raise
+        sys.stderr.write(f"ctxpack: warning: no review ({exc}); the commit goes on\n")
+        return
+    if review.pack is None:
+        click.echo("nothing staged; no review")
+        return
+    click.echo(f"\n[{review.prompt_tokens} prompt tokens of a {review.window}-token window, {review.seconds:.1f}s]")
+    if pattern is not None and pattern.search(review.text):
+        raise CtxpackError(f"the review matches --fail-on {pattern_text!r}: commit refused")
+
+
 @hook.command("install")
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Replace an existing pre-commit hook.")

@@ -59,6 +59,10 @@ class Config:
     block_max_lines: int = 40  # blank-line blocks (and gaps between definitions) are cut at this size
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     pack_file: str = ".ctxpack/pack.md"  # where the pre-commit hook writes the staged change's pack
+    backend: str = ""  # the model server the review hook asks (llama.cpp or vLLM URL)
+    backend_kind: str = "auto"
+    model: str = ""
+    review_fail_on: str = ""  # a regex: a review that matches it blocks the commit
 
     def with_overrides(self, **overrides: Any) -> Config:
         return _apply(self, {k: v for k, v in overrides.items() if v is not None}, source="arguments")

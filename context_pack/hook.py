@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,3 +102,68 @@ def _ctxpack_command() -> list[str]:
     if found:
         return [str(Path(found).absolute())]
     return [sys.executable, "-m", "context_pack"]
+
+
+REVIEW_SYSTEM_PROMPT = (
+    "You are a careful code reviewer. The user message holds a staged change (a unified diff) and the code "
+    "around it. Review only the change: point out bugs, unsafe or breaking edits, missing tests. Quote file "
+    "and line. Start a line with BLOCKER: only for a problem that must be fixed before the commit."
+)
+REVIEW_REQUEST = "Review the staged change above."
+REVIEW_MAX_TOKENS = 512
+SAFETY_TOKENS = 8
+FIT_ATTEMPTS = 3
+
+
+@dataclass
+class Review:
+    text: str
+    pack: Pack | None  # None when nothing is staged
+    prompt_tokens: int
+    window: int
+    seconds: float
+
+
+def review_staged(root: Path, config: Config, backend: str, *, kind: str = "auto", model: str | None = None,
+                  max_tokens: int = REVIEW_MAX_TOKENS, timeout: float = 120.0,
+                  on_text: Callable[[str], None] | None = None) -> Review:
+    """Send the staged change's pack to the model server and return its review (streamed to `on_text`).
+
+    The pack's budget is the server's window less the review's `max_tokens` and the rest of the prompt,
+    counted by the server; the pack text itself is counted by the server's tokenizer (`backend:URL`).
+    """
+    from . import pipeline
+    from .backends import connect
+    from .backends.client import BackendError
+    from .staged import read_staged
+
+    started = time.perf_counter()
+    if read_staged(root).empty:
+        return Review(text="", pack=None, prompt_tokens=0, window=0, seconds=time.perf_counter() - started)
+    server = connect(backend, kind=kind, model=model, timeout=timeout)
+    try:
+        info = server.info()
+        model_name = model or info.model
+        probe = Pack(root=str(root), budget=0, tokens=0, tokenizer="", query=None, format="md", text="", chunks=[],
+                     files_considered=0, chunks_considered=0)
+        overhead = server.count_prompt(probe.to_messages(REVIEW_REQUEST, REVIEW_SYSTEM_PROMPT), model_name)
+        budget = min(config.budget, info.window - max_tokens - overhead - SAFETY_TOKENS)
+        if budget < 64:
+            raise BackendError(f"no room for the change in the server's window of {info.window} tokens "
+                               f"(max tokens {max_tokens}, prompt {overhead})")
+        for _ in range(FIT_ATTEMPTS):
+            sized = config.with_overrides(budget=budget, tokenizer=f"backend:{server.url}")
+            pack, _ = pipeline.build_with_corpus(root, sized, staged=True)
+            messages = pack.to_messages(REVIEW_REQUEST, REVIEW_SYSTEM_PROMPT)
+            prompt_tokens = server.count_prompt(messages, model_name)
+            over = prompt_tokens + max_tokens - info.window
+            if over <= 0:
+                break
+            budget -= over + SAFETY_TOKENS  # the pack met the request at a token boundary: shrink, retry
+        else:
+            raise BackendError(f"could not fit the review prompt in the window of {info.window} tokens")
+        result = server.chat(server.chat_body(model_name, messages, max_tokens, stream=True), on_text)
+        return Review(text=result.text, pack=pack, prompt_tokens=prompt_tokens, window=info.window,
+                      seconds=time.perf_counter() - started)
+    finally:
+        server.close()

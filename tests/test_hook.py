@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -132,13 +134,12 @@ def test_pre_commit_framework_runs_the_hook_on_a_real_commit(repo: Path, tokeniz
     git(repo, "add", ".pre-commit-config.yaml")
     git(repo, "commit", "-q", "-m", "pre-commit config")
     # pre-commit keeps its hook environments here, so a second run re-uses the one it built.
-    cache = Path(os.environ.get("CTXPACK_CI_CACHE", Path.home() / ".cache" / "ctxpack-ci"))
-    env = {**os.environ, "PRE_COMMIT_HOME": str(cache / "pre-commit")}
+    env = _pre_commit_env()
     subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, env=env, check=True,
                    capture_output=True)
 
     stage_change(repo)
-    commit = subprocess.run(["git", "commit", "-m", "change helper"], cwd=repo, env={**env, **_git_identity()},
+    commit = subprocess.run(["git", "commit", "-m", "change helper"], cwd=repo, env=env,
                             capture_output=True, text=True, timeout=1200)
     assert commit.returncode == 0, commit.stdout + commit.stderr
     assert "ctxpack (pack the staged change)" in commit.stdout + commit.stderr
@@ -148,6 +149,73 @@ def test_pre_commit_framework_runs_the_hook_on_a_real_commit(repo: Path, tokeniz
     assert HELPER.replace("    total = value + 1\n", CHANGED_LINE) in pack  # the changed function whole
     assert "def caller(items):" in pack
     assert tokenizer.count(pack) <= budget
+
+
+def test_review_hook_prints_the_model_review_and_blocks_only_on_fail_on(repo: Path, llama_server) -> None:
+    stage_change(repo)
+    review = run_cli("hook", "review", str(repo), "--backend", llama_server.url, "--max-tokens", "16")
+    assert review.returncode == 0, review.stderr
+    assert review.stdout.startswith(f"ctxpack review by {llama_server.url}:")
+    prompt, window = (int(n) for n in re.findall(r"\[(\d+) prompt tokens of a (\d+)-token window", review.stdout)[0])
+    assert window == llama_server.n_ctx and prompt + 16 <= window
+
+    blocked = run_cli("hook", "review", str(repo), "--backend", llama_server.url, "--max-tokens", "16",
+                      "--fail-on", "(?s).")
+    assert blocked.returncode == 1 and "commit refused" in blocked.stderr
+
+
+def test_review_hook_with_no_server_warns_and_fails_only_when_strict(repo: Path) -> None:
+    stage_change(repo)
+    nowhere = f"http://127.0.0.1:{_free_port()}"
+    lenient = run_cli("hook", "review", str(repo), "--backend", nowhere, "--timeout", "5")
+    assert lenient.returncode == 0 and "warning: no review" in lenient.stderr
+    strict = run_cli("hook", "review", str(repo), "--backend", nowhere, "--timeout", "5", "--strict")
+    assert strict.returncode == 1 and strict.stderr.startswith("ctxpack: error:") and strict.stderr.count("\n") == 1
+    unset = run_cli("hook", "review", str(repo))
+    assert unset.returncode == 0 and "no model server configured" in unset.stderr
+    bad = run_cli("hook", "review", str(repo), "--backend", nowhere, "--fail-on", "(")
+    assert bad.returncode == 2 and "bad --fail-on pattern" in bad.stderr
+
+
+def test_pre_commit_review_hook_against_a_real_llama_server(repo: Path, llama_server) -> None:
+    def configure(extra: str) -> None:
+        (repo / ".pre-commit-config.yaml").write_text(
+            f"repos:\n  - repo: {REPO}\n    rev: {_project_commit()}\n    hooks:\n      - id: ctxpack-review\n"
+            f"        args: [--backend, '{llama_server.url}', --max-tokens, '16'{extra}]\n", encoding="utf-8")
+        git(repo, "add", ".pre-commit-config.yaml")
+
+    env = _pre_commit_env()
+    configure("")
+    git(repo, "commit", "-q", "-m", "pre-commit config", "--no-verify")
+    subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo, env=env, check=True,
+                   capture_output=True)
+    stage_change(repo)
+    commit = subprocess.run(["git", "commit", "-m", "reviewed"], cwd=repo, env=env, capture_output=True, text=True,
+                            timeout=1200)
+    output = commit.stdout + commit.stderr
+    assert commit.returncode == 0, output
+    assert f"ctxpack review by {llama_server.url}:" in output  # verbose: true shows a passing hook's review
+    assert git(repo, "log", "--format=%s", "-1").strip() == "reviewed"
+
+    configure(", --fail-on, '(?s).'")
+    (repo / "pkg/use.py").write_text(FILES["pkg/use.py"] + "\n\ndef second(items):\n    return caller(items)\n")
+    git(repo, "add", "pkg/use.py")
+    refused = subprocess.run(["git", "commit", "-m", "refused"], cwd=repo, env=env, capture_output=True, text=True,
+                             timeout=1200)
+    assert refused.returncode != 0 and "commit refused" in refused.stdout + refused.stderr
+    assert git(repo, "log", "--format=%s", "-1").strip() == "reviewed"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pre_commit_env() -> dict[str, str]:
+    # pre-commit keeps its hook environments here, so a later run re-uses the one it built for this commit.
+    cache = Path(os.environ.get("CTXPACK_CI_CACHE", Path.home() / ".cache" / "ctxpack-ci"))
+    return {**os.environ, "PRE_COMMIT_HOME": str(cache / "pre-commit"), **_git_identity()}
 
 
 def _git_identity() -> dict[str, str]:

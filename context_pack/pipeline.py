@@ -273,10 +273,13 @@ def build(
     config: Config | Mapping[str, Any] | None = None,
     format: str = "md",
     use_cache: bool = True,
+    tokenizer: str | None = None,
 ) -> Pack:
     """Build a pack of `root` within `budget` tokens.
 
     `budget` takes an integer or `32k`-style text (k = 1024); by default it is the config's (32k).
+    `tokenizer` counts the pack text: `tiktoken:cl100k_base` (default), `tiktoken:o200k_base`, `hf:PATH`
+    (tokenizer.json or a folder holding one), `gguf:PATH` (a GGUF model's vocabulary); it wins over the config.
     `format` is the pack text's format: md (default), xml or plain. JSON is `Pack.to_json_dict()`.
     `use_cache=False` keeps the index in memory: nothing is written under `root/.ctxpack/`.
     """
@@ -286,6 +289,8 @@ def build(
     resolved = resolve_config(root_path, config)
     if budget is not None:
         resolved = resolved.with_overrides(budget=parse_budget(budget))
+    if tokenizer is not None:
+        resolved = resolved.with_overrides(tokenizer=tokenizer)
     return build_with_corpus(root_path, resolved, query=query, focus=focus, fmt=format, use_cache=use_cache)[0]
 
 
@@ -293,6 +298,7 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
                       fmt: str = "md", use_cache: bool = True,
                       progress: Callable[[int, int], None] | None = None) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
+    get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress)
     started = time.perf_counter()
     pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query)

@@ -25,5 +25,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "$wanted" >"$stamp"
 fi
 
+# llama-cpp-python (the gguf tokenizer) has no wheel on PyPI here: built once, cached, installed from the cache.
+bash scripts/ci_deps.sh .venv/bin/python
+
 .venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest "$@"

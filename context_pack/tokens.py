@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -131,12 +132,14 @@ class GgufTokenizer:
         llama_cpp = _import_llama_cpp()
         params = llama_cpp.llama_model_default_params()
         params.vocab_only = True
-        with _quiet_stderr():  # llama.cpp logs its loading, warnings and errors on fd 2
+        with _captured_stderr() as log:  # llama.cpp logs its loading, warnings and errors on fd 2
             llama_cpp.llama_backend_init()
             model = llama_cpp.llama_model_load_from_file(os.fsencode(path), params)
         vocab = llama_cpp.llama_model_get_vocab(model) if model else None
         if not vocab:
-            raise CtxpackError(f"gguf tokenizer: llama.cpp could not load a vocabulary from {path}")
+            errors = [line.strip() for line in "".join(log).splitlines() if "error" in line.lower()]
+            reason = f" ({errors[-1]})" if errors else ""
+            raise CtxpackError(f"gguf tokenizer: llama.cpp could not load a vocabulary from {path}{reason}")
         self._llama_cpp = llama_cpp
         self._vocab = vocab
         self._free = weakref.finalize(self, llama_cpp.llama_model_free, model)
@@ -280,14 +283,23 @@ def _import_llama_cpp() -> Any:
 
 
 @contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for a while: C libraries write there, below Python's sys.stderr."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+def _captured_stderr() -> Iterator[list[str]]:
+    """Catch what is written to file descriptor 2 for a while (C libraries write there, below sys.stderr).
+
+    Yields a list that holds the captured text once the block is left.
+    """
+    captured: list[str] = []
     try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to catch
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))

@@ -126,7 +126,8 @@ def test_tiktoken_o200k_without_its_data_is_one_clear_error(tmp_path: Path, exam
     assert "o200k_base" in lines[0] and f"TIKTOKEN_CACHE_DIR={empty}" in lines[0] and "online" in lines[0]
 
 
-def test_cli_tokenizer_errors(example_repo: Path, tmp_path: Path) -> None:
+def bad_tokenizers(tmp_path: Path) -> list[tuple[type[Exception], str, str]]:
+    """(error, spec, what the message says) for specs that cannot count: missing paths and unusable files."""
     not_a_tokenizer = tmp_path / "notes.txt"
     not_a_tokenizer.write_text("this is not a tokenizer\n")
     json_not_tokenizer = tmp_path / "config.json"
@@ -135,33 +136,38 @@ def test_cli_tokenizer_errors(example_repo: Path, tmp_path: Path) -> None:
     fake_gguf.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
     empty_folder = tmp_path / "model"
     empty_folder.mkdir()
-    cases = [
-        (2, "hf:" + str(tmp_path / "missing.json"), "path does not exist"),
-        (2, "gguf:" + str(tmp_path / "missing.gguf"), "path does not exist"),
-        (2, "sentencepiece:model", "unknown tokenizer"),
-        (2, "tiktoken:no_such_encoding", "unknown tiktoken encoding"),
-        (1, "hf:" + str(not_a_tokenizer), "not a usable tokenizer.json"),
-        (1, "hf:" + str(json_not_tokenizer), "not a usable tokenizer.json"),
-        (1, "hf:" + str(empty_folder), "no tokenizer.json"),
-        (1, "gguf:" + str(not_a_tokenizer), "not a GGUF file"),
-        (1, "gguf:" + str(fake_gguf), "could not load a vocabulary"),
-        (1, "gguf:" + str(empty_folder), "is a folder"),
+    return [
+        (UsageError, "hf:" + str(tmp_path / "missing.json"), "path does not exist"),
+        (UsageError, "gguf:" + str(tmp_path / "missing.gguf"), "path does not exist"),
+        (UsageError, "sentencepiece:model", "unknown tokenizer"),
+        (UsageError, "tiktoken:no_such_encoding", "unknown tiktoken encoding"),
+        (CtxpackError, "hf:" + str(not_a_tokenizer), "not a usable tokenizer.json"),
+        (CtxpackError, "hf:" + str(json_not_tokenizer), "not a usable tokenizer.json"),
+        (CtxpackError, "hf:" + str(empty_folder), "no tokenizer.json"),
+        (CtxpackError, "gguf:" + str(not_a_tokenizer), "not a GGUF file"),
+        (CtxpackError, "gguf:" + str(fake_gguf), "could not load a vocabulary"),
+        (CtxpackError, "gguf:" + str(empty_folder), "is a folder"),
     ]
-    runs = [("build", case) for case in cases] + [("explain", case) for case in (cases[0], cases[4], cases[8])]
-    for command, (code, spec, message) in runs:
+
+
+def test_library_errors_for_bad_tokenizers(example_repo: Path, tmp_path: Path) -> None:
+    for error, spec, message in bad_tokenizers(tmp_path):
+        with pytest.raises(CtxpackError) as caught:
+            context_pack.build(example_repo, budget=1000, tokenizer=spec, use_cache=False)
+        assert isinstance(caught.value, UsageError) == (error is UsageError), spec  # exit 2 or exit 1
+        assert message in str(caught.value) and "\n" not in str(caught.value), spec
+
+
+def test_cli_missing_tokenizer_exits_2_and_unusable_exits_1(example_repo: Path, tmp_path: Path) -> None:
+    cases = bad_tokenizers(tmp_path)
+    runs = [("build", cases[0]), ("build", cases[4]), ("build", cases[8]), ("explain", cases[1]),
+            ("explain", cases[6])]
+    for command, (error, spec, message) in runs:
         result = run_cli(command, str(example_repo), "--no-cache", "--tokenizer", spec)
-        assert result.returncode == code, (spec, result.stderr)
+        assert result.returncode == (2 if error is UsageError else 1), (spec, result.stderr)
         assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ctxpack: error: ") and message in lines[0], (spec, lines)
-
-
-def test_library_raises_the_same_errors(example_repo: Path, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="path does not exist"):
-        context_pack.build(example_repo, budget=1000, tokenizer="gguf:" + str(tmp_path / "none.gguf"))
-    (tmp_path / "x.json").write_text("[]")
-    with pytest.raises(CtxpackError, match=r"not a usable tokenizer\.json"):
-        context_pack.build(example_repo, budget=1000, tokenizer="hf:" + str(tmp_path / "x.json"))
 
 
 @pytest.mark.parametrize("kind", ("hf", "gguf-spm"))

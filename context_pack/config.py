@@ -81,7 +81,7 @@ def _apply(config: Config, values: dict[str, Any], source: str) -> Config:
             if unknown:
                 raise CtxpackError(f"{source}: unknown weight(s) {', '.join(sorted(unknown))}")
             value = {**config.weights, **{k: float(v) for k, v in value.items()}}
-        elif key == "tokenizer" and not (isinstance(value, str) and value.strip()):
+        elif key == "tokenizer" and not isinstance(value, str):
             raise CtxpackError(f"{source}: tokenizer must be a spec such as {DEFAULT_TOKENIZER!r}")
         elif key in ("max_file_size", "class_split_lines", "block_max_lines") and (
             not isinstance(value, int) or value < 1

@@ -18,6 +18,7 @@ from .config import parse_budget
 from .errors import CtxpackError, UsageError
 from .model import FEATURE_NAMES, ScoredChunk
 from .staged import read_staged
+from .tokens import Tokenizer, get_tokenizer
 
 log = logging.getLogger("context_pack")
 
@@ -47,10 +48,13 @@ def _read_query(query: str | None, query_file: str | None) -> str | None:
     return query
 
 
-def _overrides(budget: str | None, include: tuple[str, ...], exclude: tuple[str, ...]) -> dict[str, Any]:
+def _overrides(budget: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
+               tokenizer: str | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if budget is not None:
         values["budget"] = parse_budget(budget)
+    if tokenizer is not None:
+        values["tokenizer"] = tokenizer
     if include:
         values["include"] = include
     if exclude:
@@ -68,6 +72,9 @@ def _common_options(function: Any) -> Any:
                      help="Centre the pack on the staged change (git diff --cached), whose diff goes first."),
         click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat)."),
         click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeat)."),
+        click.option("--tokenizer", "-t", metavar="SPEC",
+                     help="Count tokens as the model does: tiktoken:cl100k_base (default), tiktoken:o200k_base, "
+                          "hf:PATH (tokenizer.json or a model folder), gguf:PATH (a GGUF model)."),
         click.option("--no-cache", is_flag=True, help="Keep the index in memory; write nothing to .ctxpack/."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr."),
@@ -101,8 +108,8 @@ def cli() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
 def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...], staged: bool,
-          include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
-          debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
+          include: tuple[str, ...], exclude: tuple[str, ...], tokenizer: str | None, no_cache: bool, quiet: bool,
+          verbose: bool, debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
     """Build a pack of PATH that fits the budget, counted with the tokenizer (cl100k by default).
 
     \b
@@ -112,6 +119,7 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
       ctxpack build repo/ --query-file traceback.txt --focus src/app.py -o pack.md
       ctxpack build repo/ --include 'src/**' --exclude '*.md' --format xml
       ctxpack build . --staged --budget 16k -o .ctxpack/pack.md
+      ctxpack build repo/ -b 32k --tokenizer gguf:models/qwen2.5-coder-32b-q4_k_m.gguf
     """
     _State.debug = debug
     _setup_logging(verbose)
@@ -119,7 +127,7 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
     text_query = _read_query(query, query_file)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, _overrides(budget, include, exclude))
+    config = pipeline.resolve_config(path, _overrides(budget, include, exclude, tokenizer))
     text_format = "md" if fmt.lower() == "json" else fmt
     with _progress(quiet) as progress:
         pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format,
@@ -139,9 +147,9 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
 @_common_options
 @click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many chunks.")
 def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...], staged: bool,
-            include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
-            debug: bool, top: int) -> None:
-    """Show the top-ranked chunks of PATH with every feature and the final score.
+            include: tuple[str, ...], exclude: tuple[str, ...], tokenizer: str | None, no_cache: bool, quiet: bool,
+            verbose: bool, debug: bool, top: int) -> None:
+    """Show the top-ranked chunks of PATH with every feature, the final score and the size in tokens.
 
     \b
     Examples:
@@ -153,32 +161,38 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
     text_query = _read_query(query, query_file)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, _overrides(None, include, exclude))
+    config = pipeline.resolve_config(path, _overrides(None, include, exclude, tokenizer))
+    counter = get_tokenizer(config.tokenizer)
     with _progress(quiet) as progress:
         change = read_staged(path) if staged else None
         corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress, change)
     try:
-        _print_ranking(corpus, ranked, top)
+        _print_ranking(corpus, ranked, top, counter)
     finally:
         corpus.close()
 
 
-def _print_ranking(corpus: pipeline.Corpus, ranked: Sequence[ScoredChunk], top: int) -> None:
+def _print_ranking(corpus: pipeline.Corpus, ranked: Sequence[ScoredChunk], top: int, counter: Tokenizer) -> None:
+    shown = ranked[:top]
+    sizes = counter.count_many([item.chunk.text for item in shown])
+
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Top {min(top, len(ranked))} of {len(ranked)} chunks in {corpus.root.name}")
+    table = Table(title=f"Top {len(shown)} of {len(ranked)} chunks in {corpus.root.name} "
+                        f"(tokens: {counter.name})")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("chunk", overflow="fold")
     table.add_column("kind")
+    table.add_column("tokens", justify="right")
     for name in FEATURE_NAMES:
         table.add_column(name[:6], justify="right")
-    for position, item in enumerate(ranked[:top], start=1):
+    for position, (item, size) in enumerate(zip(shown, sizes, strict=True), start=1):
         chunk = item.chunk
         where = f"{chunk.path}:{chunk.start_line}-{chunk.end_line}"
         label = f"{where} {chunk.name}" if chunk.name else where
-        table.add_row(str(position), f"{item.score:.3f}", label, chunk.kind,
+        table.add_row(str(position), f"{item.score:.3f}", label, chunk.kind, str(size),
                       *(f"{item.features.get(name, 0.0):.2f}" for name in FEATURE_NAMES))
     Console(file=sys.stdout, width=160 if not sys.stdout.isatty() else None).print(table)
 

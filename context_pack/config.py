@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CtxpackError, UsageError
-from .tokens import DEFAULT_TOKENIZER
+from .tokens import DEFAULT_TOKENIZER, resolve_spec_path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,6 +86,8 @@ def _apply(config: Config, values: dict[str, Any], source: str) -> Config:
             if unknown:
                 raise CtxpackError(f"{source}: unknown weight(s) {', '.join(sorted(unknown))}")
             value = {**config.weights, **{k: float(v) for k, v in value.items()}}
+        elif key == "tokenizer" and not isinstance(value, str):
+            raise CtxpackError(f"{source}: tokenizer must be a spec such as {DEFAULT_TOKENIZER!r}")
         elif key in ("max_file_size", "class_split_lines", "block_max_lines") and (
             not isinstance(value, int) or value < 1
         ):
@@ -105,6 +107,8 @@ def load_config(root: Path, overrides: dict[str, Any] | None = None) -> Config:
         section = _read_toml(pyproject).get("tool", {}).get("ctxpack", {})
         if section:
             config = _apply(config, section, source="pyproject.toml [tool.ctxpack]")
+    # A tokenizer path written in the repo's config is relative to the repo, not to where ctxpack runs.
+    config = replace(config, tokenizer=resolve_spec_path(config.tokenizer, root))
     return config.with_overrides(**(overrides or {}))
 
 

@@ -457,10 +457,13 @@ def build(
     format: str = "md",
     use_cache: bool = True,
     staged: bool = False,
+    tokenizer: str | None = None,
 ) -> Pack:
     """Build a pack of `root` within `budget` tokens.
 
     `budget` takes an integer or `32k`-style text (k = 1024); by default it is the config's (32k).
+    `tokenizer` counts the pack text: `tiktoken:cl100k_base` (default), `tiktoken:o200k_base`, `hf:PATH`
+    (tokenizer.json or a folder holding one), `gguf:PATH` (a GGUF model's vocabulary); it wins over the config.
     `format` is the pack text's format: md (default), xml or plain. JSON is `Pack.to_json_dict()`.
     `use_cache=False` keeps the index in memory: nothing is written under `root/.ctxpack/`.
     `staged=True` centres the pack on the staged change (`git diff --cached`), whose diff goes first.
@@ -471,6 +474,8 @@ def build(
     resolved = resolve_config(root_path, config)
     if budget is not None:
         resolved = resolved.with_overrides(budget=parse_budget(budget))
+    if tokenizer is not None:
+        resolved = resolved.with_overrides(tokenizer=tokenizer)
     return build_with_corpus(root_path, resolved, query=query, focus=focus, fmt=format, use_cache=use_cache,
                              staged=staged)[0]
 
@@ -480,6 +485,7 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
                       progress: Callable[[int, int], None] | None = None,
                       staged: bool = False) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
+    get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
     change = read_staged(root) if staged else None
     if change is not None and change.empty:
         log.warning("nothing is staged under %s: the pack has no change to centre on", root)

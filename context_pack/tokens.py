@@ -1,20 +1,38 @@
-"""Tokenizers behind one protocol. The pack text is always counted with the chosen one."""
+"""Tokenizers behind one protocol. The pack text is always counted with the chosen one.
+
+Specs: `tiktoken:NAME` (cl100k_base by default, o200k_base), `hf:PATH` (a Hugging Face tokenizer.json, or a
+model folder holding one), `gguf:PATH` (the vocabulary of a GGUF model, through llama-cpp-python). The
+libraries behind `hf` and `gguf` are optional extras, imported only when such a spec is used.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from .errors import CtxpackError, UsageError
 
 DEFAULT_TOKENIZER = "tiktoken:cl100k_base"
+KINDS = ("tiktoken", "hf", "gguf")
+PATH_KINDS = ("hf", "gguf")  # kinds whose argument is a file path
 
 
 class Tokenizer(Protocol):
     @property
     def name(self) -> str:
-        """A stable id, e.g. `tiktoken:cl100k_base`; index caches are keyed by it."""
+        """The spec it was made from, e.g. `tiktoken:cl100k_base` or `hf:models/qwen`; shown in reports."""
+        ...
+
+    @property
+    def id(self) -> str:
+        """What decides its counts (e.g. a vocabulary's content hash); caches of counts are keyed by it."""
         ...
 
     def count(self, text: str) -> int: ...
@@ -29,18 +47,25 @@ class TiktokenTokenizer:
         try:
             self._encoding = tiktoken.get_encoding(encoding_name)
         except ValueError as exc:  # unknown encoding name
-            raise UsageError(f"unknown tiktoken encoding {encoding_name!r}") from exc
-        except Exception as exc:  # offline: the BPE file cannot be downloaded
-            cache = os.environ.get("TIKTOKEN_CACHE_DIR", "(unset)")
+            raise UsageError(f"unknown tiktoken encoding {encoding_name!r} (known: "
+                             f"{', '.join(tiktoken.list_encoding_names())})") from exc
+        except Exception as exc:  # offline: the BPE file is not cached and cannot be downloaded
+            cache = os.environ.get("TIKTOKEN_CACHE_DIR")
+            where = f"TIKTOKEN_CACHE_DIR={cache}" if cache else "TIKTOKEN_CACHE_DIR is unset"
             raise CtxpackError(
-                f"tiktoken could not load {encoding_name!r} ({type(exc).__name__}); this machine may be "
-                f"offline: set TIKTOKEN_CACHE_DIR to a folder holding its BPE file (now: {cache})"
+                f"tiktoken could not load {encoding_name!r}: its BPE file is not cached ({where}) and could not "
+                f"be downloaded ({type(exc).__name__}); run once online, or set TIKTOKEN_CACHE_DIR to a folder "
+                f"that holds it, or choose another --tokenizer"
             ) from exc
         self._name = f"tiktoken:{encoding_name}"
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def id(self) -> str:
+        return self._name  # an encoding name fixes its vocabulary
 
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
@@ -49,14 +74,236 @@ class TiktokenTokenizer:
         return [len(tokens) for tokens in self._encoding.encode_ordinary_batch(texts, num_threads=2)]
 
 
+class HuggingFaceTokenizer:
+    """A Hugging Face `tokenizers` tokenizer.json, e.g. the one in the model folder a vLLM server loads."""
+
+    def __init__(self, argument: str) -> None:
+        path = _existing_path("hf", argument)
+        file = path / "tokenizer.json" if path.is_dir() else path
+        if not file.is_file():
+            raise CtxpackError(f"hf tokenizer: no tokenizer.json in the folder {path}")
+        try:
+            from tokenizers import Tokenizer as HfTokenizer
+        except ImportError:
+            raise CtxpackError("hf tokenizers need the `tokenizers` package (a dependency of context-pack that is "
+                               "missing here): pip install tokenizers") from None
+        data = _read(file)
+        try:
+            tokenizer = HfTokenizer.from_str(data.decode("utf-8"))
+        except Exception as exc:  # not JSON, or JSON that is not a tokenizer
+            raise CtxpackError(f"hf tokenizer: {file} is not a usable tokenizer.json ({_first_line(exc)})") from None
+        # A tokenizer.json may carry truncation (e.g. to 512) or padding, which would falsify every count.
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+        self._name = f"hf:{argument}"
+        self._id = f"hf:sha256:{hashlib.sha256(data).hexdigest()[:20]}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def count(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))  # pack text, not a prompt
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        return [len(encoding) for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+
+class GgufTokenizer:
+    """The vocabulary inside a GGUF model file, tokenised by llama.cpp itself: exact for llama.cpp servers.
+
+    Loaded with `vocab_only` (no weights, no context) through llama-cpp-python's bindings of llama.cpp's C
+    API: `Llama(vocab_only=True)` would also build a context and tokenise every text twice (once to size it).
+    """
+
+    def __init__(self, argument: str) -> None:
+        path = _existing_path("gguf", argument)
+        if path.is_dir():
+            raise CtxpackError(f"gguf tokenizer: {path} is a folder; give the .gguf model file")
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+        if magic != b"GGUF":
+            raise CtxpackError(f"gguf tokenizer: {path} is not a GGUF file (it does not start with 'GGUF')")
+        llama_cpp = _import_llama_cpp()
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        with _captured_stderr() as log:  # llama.cpp logs its loading, warnings and errors on fd 2
+            llama_cpp.llama_backend_init()
+            model = llama_cpp.llama_model_load_from_file(os.fsencode(path), params)
+        vocab = llama_cpp.llama_model_get_vocab(model) if model else None
+        if not vocab:
+            errors = [line.strip() for line in "".join(log).splitlines() if "error" in line.lower()]
+            reason = f" ({errors[-1]})" if errors else ""
+            raise CtxpackError(f"gguf tokenizer: llama.cpp could not load a vocabulary from {path}{reason}")
+        self._llama_cpp = llama_cpp
+        self._vocab = vocab
+        self._free = weakref.finalize(self, llama_cpp.llama_model_free, model)
+        stat = path.stat()
+        # Hashing a many-GB model would cost more than the pack; its identity and timestamp stand in.
+        fingerprint = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        self._name = f"gguf:{argument}"
+        self._id = f"gguf:{hashlib.sha256(fingerprint.encode()).hexdigest()[:20]}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def count(self, text: str) -> int:
+        data = text.encode("utf-8", "replace")
+        capacity = len(data) + 8  # no vocabulary makes more tokens than bytes (plus a BOS we do not add)
+        buffer = (self._llama_cpp.llama_token * capacity)()
+        # No BOS and no special-token parsing: we count text the model reads, not a prompt's framing.
+        count = self._llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, False)
+        if count < 0:
+            raise CtxpackError(f"gguf tokenizer: llama.cpp could not tokenise a text of {len(data)} bytes")
+        return int(count)
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        return [self.count(text) for text in texts]
+
+
+class CountStore(Protocol):
+    """Counts kept between runs (the index), keyed by tokenizer id and the counted text's digest."""
+
+    def get_counts(self, tokenizer_id: str, digests: Sequence[str]) -> Mapping[str, int]: ...
+
+    def put_counts(self, tokenizer_id: str, counts: Mapping[str, int]) -> None: ...
+
+
+class CachedTokenizer:
+    """A tokenizer whose counts are remembered by the text's digest, in memory and optionally in a store.
+
+    The packer counts through whatever Tokenizer it is given, so wrapping one here is how an index cache
+    plugs in; a count is of the exact text, so the pack's final count stays exact.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, store: CountStore | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.store = store
+        self._memo: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        return self.tokenizer.name
+
+    @property
+    def id(self) -> str:
+        return self.tokenizer.id
+
+    def count(self, text: str) -> int:
+        return self.count_many([text])[0]
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        digests = [text_digest(text) for text in texts]
+        missing = [d for d in dict.fromkeys(digests) if d not in self._memo]
+        if missing and self.store is not None:
+            self._memo.update(self.store.get_counts(self.id, missing))
+            missing = [d for d in missing if d not in self._memo]
+        if missing:
+            wanted = set(missing)
+            todo = {d: t for d, t in zip(digests, texts, strict=True) if d in wanted}
+            fresh = dict(zip(todo, self.tokenizer.count_many(list(todo.values())), strict=True))
+            self._memo.update(fresh)
+            if self.store is not None:
+                self.store.put_counts(self.id, fresh)
+        return [self._memo[d] for d in digests]
+
+
+def text_digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+_FACTORIES: dict[str, Callable[[str], Tokenizer]] = {
+    "tiktoken": TiktokenTokenizer,
+    "hf": HuggingFaceTokenizer,
+    "gguf": GgufTokenizer,
+}
+
+
 @lru_cache(maxsize=8)
 def get_tokenizer(spec: str = DEFAULT_TOKENIZER) -> Tokenizer:
-    """Resolve a tokenizer spec `kind:argument`."""
+    """Resolve a tokenizer spec `kind:argument`; UsageError for a bad spec or a missing path."""
     kind, _, argument = spec.partition(":")
-    if kind == "tiktoken" and argument:
-        return TiktokenTokenizer(argument)
     if kind == "backend" and argument:  # the model server's /tokenize; httpx only when asked for
         from .backends.tokenizer import backend_tokenizer
 
         return backend_tokenizer(argument)
-    raise UsageError(f"unknown tokenizer {spec!r} (expected e.g. {DEFAULT_TOKENIZER})")
+    factory = _FACTORIES.get(kind)
+    if factory is None or not argument:
+        raise UsageError(f"unknown tokenizer {spec!r} (expected tiktoken:NAME, hf:PATH, gguf:PATH or "
+                         f"backend:URL, e.g. {DEFAULT_TOKENIZER})")
+    return factory(argument)
+
+
+def resolve_spec_path(spec: str, base: Path) -> str:
+    """A path spec from a config file, with its relative path made relative to `base` (the repo root)."""
+    kind, colon, argument = spec.partition(":")
+    if kind not in PATH_KINDS or not colon or not argument:
+        return spec
+    path = Path(argument).expanduser()
+    return spec if path.is_absolute() else f"{kind}:{base / path}"
+
+
+def _existing_path(kind: str, argument: str) -> Path:
+    path = Path(argument).expanduser()
+    if not path.exists():
+        raise UsageError(f"{kind} tokenizer: path does not exist: {argument}")
+    return path
+
+
+def _read(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise CtxpackError(f"cannot read tokenizer file {file}: {exc.strerror}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise CtxpackError("gguf tokenizers need llama-cpp-python: pip install 'context-pack[gguf]' "
+                           "(it compiles llama.cpp, a few minutes)") from None
+    except OSError as exc:  # the package is there but its shared library does not load
+        raise CtxpackError(f"llama-cpp-python is installed but its library does not load: {_first_line(exc)}") from None
+    if not hasattr(llama_cpp, "llama_model_get_vocab"):  # the C API before llama.cpp split out the vocabulary
+        raise CtxpackError(f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')} is too old for gguf "
+                           "tokenizers: pip install -U 'context-pack[gguf]'")
+    return llama_cpp
+
+
+@contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """Catch what is written to file descriptor 2 for a while (C libraries write there, below sys.stderr).
+
+    Yields a list that holds the captured text once the block is left.
+    """
+    captured: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to catch
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Print the path of a llama-server binary built from the llama.cpp sources in the llama-cpp-python sdist
-# (fixtures/llama_cpp.py), building it once per sdist version into the ctxpack CI cache
+# (fixtures/llama_sdist.py), building it once per sdist version into the ctxpack CI cache
 # (~/.cache/ctxpack-ci, or $CTXPACK_CI_CACHE). The build takes ~6 minutes on two cores; later calls only print.
 #
 #   bash scripts/llama_server.sh            # -> ~/.cache/ctxpack-ci/llama-server-0.3.36/bin/llama-server
@@ -12,7 +12,7 @@ python="${PYTHON:-python3}"
 if [ -x "$repo/.venv/bin/python" ]; then python="$repo/.venv/bin/python"; fi
 
 cache="${CTXPACK_CI_CACHE:-$HOME/.cache/ctxpack-ci}"
-version="$("$python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llama_cpp; print(llama_cpp.LLAMA_CPP_PYTHON_VERSION)' "$repo/fixtures")"
+version="$("$python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llama_sdist; print(llama_sdist.LLAMA_CPP_PYTHON_VERSION)' "$repo/fixtures")"
 prefix="$cache/llama-server-$version"
 binary="$prefix/bin/llama-server"
 
@@ -22,7 +22,7 @@ if [ -x "$binary" ]; then
 fi
 
 mkdir -p "$cache"
-# The same lock file name as fixtures/llama_cpp.py's cache_lock("llama-server-build").
+# The same lock file name as fixtures/llama_sdist.py's cache_lock("llama-server-build").
 exec 9>"$cache/.llama-server-build.lock"
 flock 9
 if [ -x "$binary" ]; then  # another process built it while we waited
@@ -41,7 +41,7 @@ if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
   fi
 fi
 
-source_dir="$("$python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llama_cpp; print(llama_cpp.llama_cpp_source())' "$repo/fixtures")"
+source_dir="$("$python" -c 'import sys; sys.path.insert(0, sys.argv[1]); import llama_sdist; print(llama_sdist.llama_cpp_source())' "$repo/fixtures")"
 build="$cache/llama-server-$version-build"
 mkdir -p "$build"
 echo "building llama-server $version from $source_dir (log: $build/build.log) ..." >&2

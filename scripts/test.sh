@@ -25,6 +25,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   echo "$wanted" >"$stamp"
 fi
 
+# llama-cpp-python (the gguf tokenizer) has no wheel on PyPI here: built once, cached, installed from the cache.
+bash scripts/ci_deps.sh .venv/bin/python
+
 # The real llama.cpp server the backend tests start: built from the llama-cpp-python sdist on the first run
 # (~6 minutes on two cores), then taken from the cache (~/.cache/ctxpack-ci, or $CTXPACK_CI_CACHE).
 if [ -z "${CTXPACK_LLAMA_SERVER:-}" ]; then

@@ -74,6 +74,25 @@ def tokenizer():
     return get_tokenizer("tiktoken:cl100k_base")
 
 
+# One of each kind of tokenizer, all real: tiktoken's cl100k, Qwen2's tokenizer.json (derived from llama.cpp's
+# copy of its vocabulary, see fixtures/hf_vocab.py), and llama.cpp's own vocabularies, a SentencePiece one
+# (llama-spm) and a byte-level BPE one (deepseek-coder), counted by llama-cpp-python.
+TOKENIZER_KINDS = ("tiktoken", "hf", "gguf-spm", "gguf-bpe")
+
+
+def tokenizer_spec(kind: str) -> str:
+    from hf_vocab import qwen2_tokenizer_json
+    from llama_sdist import vocab
+
+    specs = {
+        "tiktoken": lambda: "tiktoken:cl100k_base",
+        "hf": lambda: f"hf:{qwen2_tokenizer_json()}",
+        "gguf-spm": lambda: f"gguf:{vocab('llama-spm')}",
+        "gguf-bpe": lambda: f"gguf:{vocab('deepseek-coder')}",
+    }
+    return specs[kind]()
+
+
 def run_cli(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "context_pack", *args], capture_output=True, text=True,
                           cwd=cwd, input=stdin, encoding="utf-8", env={**os.environ})

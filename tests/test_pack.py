@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -10,11 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import context_pack
+from conftest import TOKENIZER_KINDS, tokenizer_spec
 from context_pack.config import load_config
 from context_pack.model import Chunk, ScoredChunk
 from context_pack.pack import pack
 from context_pack.pipeline import Corpus, collect, pack_corpus, rank
 from context_pack.render import render
+from context_pack.tokens import get_tokenizer
 
 
 @lru_cache(maxsize=4)
@@ -26,7 +29,7 @@ def corpus_of(root: str) -> tuple[Corpus, list[ScoredChunk]]:
 
 def check_pack(root: Path, budget: int, tokenizer) -> None:
     corpus, ranked = corpus_of(str(root))
-    config = load_config(root)
+    config = load_config(root).with_overrides(tokenizer=tokenizer.name)
     for fmt in ("md", "xml", "plain"):
         result = pack_corpus(corpus, ranked, budget, config, fmt=fmt)
         assert tokenizer.count(result.text) == result.tokens <= budget, (fmt, budget)
@@ -54,6 +57,45 @@ def test_budget_holds_on_the_example_repo(example_repo: Path, tokenizer, budget:
 @given(budget=st.integers(min_value=100, max_value=50_000))
 def test_budget_holds_on_part_of_the_standard_library(stdlib_part: Path, tokenizer, budget: int) -> None:
     check_pack(stdlib_part, budget, tokenizer)
+
+
+# The other kinds of tokenizer: fewer examples each (llama.cpp counts more slowly than tiktoken), same property.
+OTHER_KINDS = [kind for kind in TOKENIZER_KINDS if kind != "tiktoken"]
+FEW = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.mark.parametrize("kind", OTHER_KINDS)
+@FEW
+@given(budget=st.integers(min_value=100, max_value=50_000))
+def test_budget_holds_with_every_tokenizer_kind(example_repo: Path, stdlib_part: Path, kind: str,
+                                                budget: int) -> None:
+    tokenizer = get_tokenizer(tokenizer_spec(kind))
+    check_pack(example_repo, budget, tokenizer)
+    check_pack(stdlib_part, budget, tokenizer)
+
+
+# Random repos: code-like text mixed with what tokenizers find awkward (runs of spaces and tabs, CRLF,
+# emoji, CJK, combining marks, long identifiers), in a few languages.
+PIECES = ["def ", "class ", "return ", "self.", "x", "(", ")", ":\n", "    ", "\t", "\n", "\r\n", "\n\n", "# ",
+          "TODO ", "'", '"', "{", "}", ";", "🦙", "数据", "e\u0301", "Äpfel ", "0123456789", "a" * 40,
+          "function f() {", "import os\n", " = ", "-->", "\u00a0"]
+SOURCE = st.one_of(st.lists(st.sampled_from(PIECES), max_size=400).map("".join), st.text(max_size=300))
+REPOS = st.dictionaries(st.sampled_from(["a.py", "b.py", "pkg/c.py", "d.js", "e.go", "f.md", "g.txt", "h.rs"]),
+                        SOURCE, min_size=1, max_size=5)
+
+
+@pytest.mark.parametrize("kind", TOKENIZER_KINDS)
+@settings(max_examples=25, deadline=None)
+@given(files=REPOS, budget=st.integers(min_value=1, max_value=3000), fmt=st.sampled_from(["md", "xml", "plain"]))
+def test_budget_holds_on_random_repos(kind: str, files: dict[str, str], budget: int, fmt: str) -> None:
+    spec = tokenizer_spec(kind)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in files.items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_text(text, "utf-8")
+        result = context_pack.build(tmp, budget=budget, format=fmt, tokenizer=spec, use_cache=False)
+    assert get_tokenizer(spec).count(result.text) == result.tokens <= budget
+    assert result.text == "" or result.chunks
 
 
 @pytest.mark.parametrize("budget", [1000, 1024, 4096, 8000, 32768])

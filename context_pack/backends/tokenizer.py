@@ -45,6 +45,11 @@ class BackendTokenizer:
         return f"backend:{self.backend.url}"
 
     @property
+    def id(self) -> str:
+        """The cache key: the server's URL (its model may change behind it, so counts are not kept on disk)."""
+        return self.name
+
+    @property
     def estimator(self) -> Tokenizer:
         """A cheap local tokenizer for the packer's per-chunk estimates."""
         if self._estimator is None:

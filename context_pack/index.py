@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from .model import Chunk
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -171,6 +171,9 @@ class Index:
                 db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, "
                            "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, structure TEXT NOT NULL, "
                            "chunks TEXT NOT NULL, links TEXT NOT NULL, source TEXT NOT NULL)")
+                # Token counts of chunk texts, per tokenizer id and text digest (what the packer counts).
+                db.execute("CREATE TABLE token_counts (tokenizer TEXT NOT NULL, digest TEXT NOT NULL, "
+                           "count INTEGER NOT NULL, PRIMARY KEY (tokenizer, digest)) WITHOUT ROWID")
                 # Query-independent results derived from the whole corpus (its centrality), by content key.
                 db.execute("CREATE TABLE derived (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
                 # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75);
@@ -186,11 +189,13 @@ class Index:
             db.execute("SELECT path, hash, size, mtime_ns, language, structure, chunks, links, source FROM files "
                        "LIMIT 1")
             db.execute("SELECT key, value FROM derived LIMIT 1").fetchall()
+            db.execute("SELECT tokenizer, digest, count FROM token_counts LIMIT 1").fetchall()
             db.execute("SELECT path, ordinal, body FROM terms LIMIT 1").fetchall()
             if meta.get("fingerprint") != self.fingerprint:  # parser or settings changed: every parse is stale
                 db.execute("DELETE FROM files")
                 db.execute("DELETE FROM terms")
                 db.execute("DELETE FROM derived")
+                db.execute("DELETE FROM token_counts")
                 db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (self.fingerprint,))
 
     def close(self) -> None:
@@ -334,3 +339,44 @@ def _discard(path: Path, reason: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         with suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
+
+
+class CountCache:
+    """Token counts kept in the index (`tokens.CountStore`): read per lookup, written once per build."""
+
+    MAX_ROWS = 400_000  # beyond this, the table is emptied: counts of texts long gone are not worth keeping
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._pending: dict[tuple[str, str], int] = {}
+
+    def get_counts(self, tokenizer_id: str, digests: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(digests), 500):
+            batch = list(digests[start:start + 500])
+            marks = ",".join("?" * len(batch))
+            try:
+                rows = self.index.db.execute(
+                    f"SELECT digest, count FROM token_counts WHERE tokenizer = ? AND digest IN ({marks})",
+                    [tokenizer_id, *batch]).fetchall()
+            except sqlite3.Error:
+                return found
+            found.update((digest, int(count)) for digest, count in rows)
+        return found
+
+    def put_counts(self, tokenizer_id: str, counts: Mapping[str, int]) -> None:
+        self._pending.update({(tokenizer_id, digest): count for digest, count in counts.items()})
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows = [(tokenizer, digest, count) for (tokenizer, digest), count in self._pending.items()]
+        self._pending.clear()
+        try:
+            with self.index._transaction() as db:
+                (stored,) = db.execute("SELECT COUNT(*) FROM token_counts").fetchone()
+                if stored + len(rows) > self.MAX_ROWS:
+                    db.execute("DELETE FROM token_counts")
+                db.executemany("INSERT OR REPLACE INTO token_counts (tokenizer, digest, count) VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as exc:  # read-only, busy or full: the counts are made again next time
+            log.debug("token counts not stored: %s", exc)

@@ -36,7 +36,7 @@ from .signals import query as query_signal
 from .signals.graph import CodeGraph
 from .staged import StagedChange, read_staged
 from .terms import chunk_document, query_terms
-from .tokens import Tokenizer, get_tokenizer
+from .tokens import CachedTokenizer, Tokenizer, get_tokenizer
 from .walk import walk
 
 log = logging.getLogger("context_pack")
@@ -65,6 +65,7 @@ class Corpus:
     _graph: CodeGraph | None = None
     _texts: dict[str, dict[int, str]] = field(default_factory=dict)  # path -> start line -> text
     _by_path: dict[str, list[Chunk]] | None = None
+    _count_store: index_module.CountCache | None = None
 
     @property
     def graph(self) -> CodeGraph:
@@ -140,6 +141,19 @@ class Corpus:
     def close(self) -> None:
         if self.index is not None:
             self.index.close()
+
+    def counting(self, tokenizer: Tokenizer) -> Tokenizer:
+        """`tokenizer` for packing, its per-chunk counts kept in the index under the tokenizer's id (the
+        packer counts chunks with a tokenizer's `estimator`; the pack text is always counted afresh)."""
+        if self.index is None or tokenizer.id.startswith("backend:"):  # a server's model may change behind a URL
+            return tokenizer
+        self._count_store = self._count_store or index_module.CountCache(self.index)
+        chunk_counter = getattr(tokenizer, "estimator", None) or tokenizer
+        return _ChunkCountsCached(tokenizer, CachedTokenizer(chunk_counter, self._count_store))
+
+    def save_counts(self) -> None:
+        if self._count_store is not None:
+            self._count_store.flush()
 
     def centrality(self) -> np.ndarray:
         """Each chunk's centrality; cached in the index by the structure key, since only a change to
@@ -391,6 +405,28 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     return ranked
 
 
+class _ChunkCountsCached:
+    """A tokenizer whose `estimator` — what the packer counts chunks with — is a cached one."""
+
+    def __init__(self, tokenizer: Tokenizer, estimator: Tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self.estimator = estimator
+
+    @property
+    def name(self) -> str:
+        return self._tokenizer.name
+
+    @property
+    def id(self) -> str:
+        return self._tokenizer.id
+
+    def count(self, text: str) -> int:
+        return self._tokenizer.count(text)
+
+    def count_many(self, texts: list[str]) -> list[int]:
+        return self._tokenizer.count_many(texts)
+
+
 def changed_chunks(chunks: Sequence[Chunk], changed_lines: Mapping[str, Sequence[tuple[int, int]]]) -> list[int]:
     """Positions of the chunks that hold any of the changed lines."""
     found = []
@@ -419,7 +455,9 @@ def pack_corpus(
     if staged is not None:
         header, diff_tokens = fit_diff(Style(fmt), staged.diff, int(budget * MAX_DIFF_SHARE), tokenizer)
         report = {"files": staged.files, "deleted": staged.deleted, "diff_tokens": diff_tokens}
-    result = pack_chunks(ranked, budget, tokenizer, fmt, corpus.root.name, corpus.line_counts, header=header)
+    counting = corpus.counting(tokenizer)
+    result = pack_chunks(ranked, budget, counting, fmt, corpus.root.name, corpus.line_counts, header=header)
+    corpus.save_counts()
     return Pack(root=str(corpus.root), budget=budget, tokens=result.tokens, tokenizer=tokenizer.name,
                 query=query, format=fmt, text=result.text, chunks=result.chunks,
                 files_considered=len(corpus.files), chunks_considered=len(corpus.chunks), staged=report)

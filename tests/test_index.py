@@ -244,3 +244,25 @@ def test_graph_matrices_are_cached_and_a_damaged_copy_is_rebuilt(tmp_path: Path)
     third.close()
     cached, fresh = snapshot(repo, "func_2")
     assert cached == fresh
+
+
+def test_chunk_token_counts_are_kept_in_the_index_per_tokenizer(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    first = context_pack.build(repo, budget=1500).to_json_dict()
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        rows = db.execute("SELECT tokenizer, COUNT(*) FROM token_counts GROUP BY tokenizer").fetchall()
+    assert len(rows) == 1 and rows[0][1] >= len(first["chunks"])
+    tokenizer_id = rows[0][0]
+    # Poison the stored counts: a build must still hold its budget, since the pack text is counted afresh.
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE token_counts SET count = 1")
+    poisoned = context_pack.build(repo, budget=1500)
+    from context_pack.tokens import get_tokenizer
+
+    assert get_tokenizer().count(poisoned.text) == poisoned.tokens <= 1500
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("DELETE FROM token_counts")
+    assert context_pack.build(repo, budget=1500).to_json_dict() == first  # counted again, the same pack
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        (ids,) = db.execute("SELECT COUNT(DISTINCT tokenizer) FROM token_counts").fetchone()
+    assert ids == 1 and tokenizer_id == get_tokenizer().id

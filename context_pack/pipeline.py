@@ -71,21 +71,24 @@ class Corpus:
     def graph(self) -> CodeGraph:
         """The code graph; its matrices come from the index when the structure is unchanged."""
         if self._graph is None:
-            graph = CodeGraph(self.chunks, self.facts, linked=self._with_links)
-            stored = self._derived("graph")
-            if stored is not None:
-                try:
-                    graph.set_matrices(*_matrices_from_bytes(stored))
-                except Exception:  # a damaged blob is a cache miss, whatever numpy makes of it
-                    log.warning("ignoring a cached code graph that does not fit; rebuilding it")
-            self._graph = graph
+            self._graph = CodeGraph(self.chunks, self.facts, linked=self._with_links, stored=self._stored_matrices)
         return self._graph
+
+    def _stored_matrices(self) -> tuple[Any, Any] | None:
+        stored = self._derived("graph")
+        if stored is None:
+            return None
+        try:
+            return _matrices_from_bytes(stored)
+        except Exception:  # a damaged blob is a cache miss, whatever numpy makes of it
+            log.warning("ignoring a damaged cached code graph; rebuilding it")
+            return None
 
     def remember_graph(self) -> None:
         """Store the graph's matrices if this build made them (a later build with the same structure
         then needs neither the links nor the work of making them)."""
         graph = self._graph
-        if graph is not None and graph.matrices_made and self._derived("graph") is None:
+        if graph is not None and graph.matrices_made:
             self._store_derived("graph", _matrices_to_bytes(graph.chunk_matrix, graph.file_matrix))
 
     def _derived_key(self) -> str:
@@ -171,15 +174,16 @@ class Corpus:
         scores = np.zeros(len(self.chunks))
         if self.index is None:
             return scores
-        position: dict[tuple[str, int], int] = {}
-        ordinal = 0
-        for i, chunk in enumerate(self.chunks):
-            ordinal = 0 if i == 0 or self.chunks[i - 1].path != chunk.path else ordinal + 1
-            position[(chunk.path, ordinal)] = i
+        first: dict[str, int] = {}  # a file's chunks are contiguous in the corpus: the position of its first
+        counts: dict[str, int] = {}
+        position = 0
+        for path, chunks in self._grouped().items():  # in corpus order
+            first[path] = position
+            counts[path] = len(chunks)
+            position += len(chunks)
         for path, number, score in self.index.bm25(query_terms(query)):
-            found = position.get((path, number))
-            if found is not None:
-                scores[found] = score
+            if path in first and 0 <= number < counts[path]:
+                scores[first[path] + number] = score
         return scores
 
 

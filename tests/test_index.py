@@ -232,9 +232,9 @@ def test_graph_matrices_are_cached_and_a_damaged_copy_is_rebuilt(tmp_path: Path)
     assert len(blob) > 0
 
     second = collect(repo, config)
-    assert second.graph.matrices_made  # loaded, not made: no links were read
-    assert "linked_chunks" not in second.graph.__dict__
     assert (second.graph.chunk_matrix.toarray() == expected).all()
+    assert not second.graph.matrices_made  # loaded, not made: no links were read
+    assert "linked_chunks" not in second.graph.__dict__
     second.close()
 
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:

@@ -35,11 +35,14 @@ class CodeGraph:
     the matrices only when a ranking asks (centrality is usually cached, so a warm build never does)."""
 
     def __init__(self, chunks: Sequence[Chunk], facts: RepoFacts,
-                 linked: Callable[[], Sequence[Chunk]] | None = None) -> None:
-        """`linked` gives the same chunks with their references and imports, when `chunks` lack them."""
+                 linked: Callable[[], Sequence[Chunk]] | None = None,
+                 stored: Callable[[], tuple[sparse.csr_matrix, sparse.csr_matrix] | None] | None = None) -> None:
+        """`linked` gives the same chunks with their references and imports, when `chunks` lack them;
+        `stored` gives the (chunk, file) matrices kept from an earlier build, or None."""
         self.chunks = chunks
         self.facts = facts
         self._linked = linked
+        self._stored = stored
         self.files: list[str] = sorted({c.path for c in chunks})
         self.file_id = {path: i for i, path in enumerate(self.files)}
         # chunk index -> file index
@@ -60,18 +63,23 @@ class CodeGraph:
 
     @property
     def matrices_made(self) -> bool:
-        return "chunk_matrix" in self.__dict__ and "file_matrix" in self.__dict__
+        """Both matrices were computed by this graph (not taken from `stored`)."""
+        return self.__dict__.get("_made", False)
 
-    def set_matrices(self, chunk_matrix: sparse.csr_matrix, file_matrix: sparse.csr_matrix) -> None:
-        """Matrices from a cache, checked against this graph's size."""
-        if chunk_matrix.shape != (len(self.chunks),) * 2 or file_matrix.shape != (len(self.files),) * 2:
-            raise ValueError("cached graph matrices do not fit this corpus")
-        self.__dict__["chunk_matrix"] = chunk_matrix
-        self.__dict__["file_matrix"] = file_matrix
+    @cached_property
+    def _from_store(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix] | None:
+        found = self._stored() if self._stored is not None else None
+        if found is not None and (found[0].shape != (len(self.chunks),) * 2 or
+                                  found[1].shape != (len(self.files),) * 2):
+            return None  # does not fit this corpus
+        return found
 
     @cached_property
     def chunk_matrix(self) -> sparse.csr_matrix:
         """chunk -> chunk: references, and a method's containment in its class."""
+        if self._from_store is not None:
+            return self._from_store[0]
+        self.__dict__["_made"] = True
         from scipy import sparse
 
         chunks = self.linked_chunks
@@ -108,6 +116,8 @@ class CodeGraph:
     @cached_property
     def file_matrix(self) -> sparse.csr_matrix:
         """file -> file: imports, plus references between files (at most one import's worth per pair)."""
+        if self._from_store is not None:
+            return self._from_store[1]
         from scipy import sparse
 
         size = len(self.files)

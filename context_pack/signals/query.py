@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -83,10 +82,18 @@ class PathLookup:
 
     def __init__(self, paths: Sequence[str]) -> None:
         self.path_index = PathIndex(paths)
-        self.stem_index = PathIndex(str(PurePosixPath(p).with_suffix("")) for p in paths)
+        stems = [_without_suffix(p) for p in paths]
+        self.stem_index = PathIndex(stems)
         self.stem_to_paths: dict[str, list[str]] = {}
-        for path in paths:
-            self.stem_to_paths.setdefault(str(PurePosixPath(path).with_suffix("")), []).append(path)
+        for stem, path in zip(stems, paths, strict=True):
+            self.stem_to_paths.setdefault(stem, []).append(path)
+
+
+def _without_suffix(path: str) -> str:
+    """`a/b.py` -> `a/b`, as PurePosixPath.with_suffix("") has it (a leading-dot name keeps its dot)."""
+    slash = path.rfind("/")
+    dot = path.rfind(".")
+    return path[:dot] if slash + 1 < dot < len(path) - 1 else path
 
 
 def _match_path(index: PathLookup, mention: str) -> list[str]:

@@ -17,6 +17,7 @@ from . import pipeline
 from .config import parse_budget
 from .errors import CtxpackError, UsageError
 from .model import FEATURE_NAMES
+from .walk import WARN_REASONS
 
 log = logging.getLogger("context_pack")
 
@@ -46,8 +47,11 @@ def _read_query(query: str | None, query_file: str | None) -> str | None:
     return query
 
 
-def _overrides(budget: str | None, include: tuple[str, ...], exclude: tuple[str, ...]) -> dict[str, Any]:
+def _overrides(budget: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
+               no_redact: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    if no_redact:
+        values["redact"] = False
     if budget is not None:
         values["budget"] = parse_budget(budget)
     if include:
@@ -66,6 +70,8 @@ def _common_options(function: Any) -> Any:
         click.option("--include", multiple=True, metavar="GLOB", help="Only files matching (repeat)."),
         click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out files matching (repeat)."),
         click.option("--no-cache", is_flag=True, help="Keep the index in memory; write nothing to .ctxpack/."),
+        click.option("--no-redact", is_flag=True,
+                     help="Read secret files (.env, keys) and leave secrets in the text. Dangerous."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr."),
         click.option("--debug", is_flag=True, help="Show tracebacks on errors."),
@@ -97,8 +103,8 @@ def cli() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
 def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
-          include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
-          debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
+          include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, no_redact: bool, quiet: bool,
+          verbose: bool, debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
     """Build a pack of PATH that fits the budget, counted with the tokenizer (cl100k by default).
 
     \b
@@ -114,16 +120,19 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
     text_query = _read_query(query, query_file)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, _overrides(budget, include, exclude))
+    config = pipeline.resolve_config(path, _overrides(budget, include, exclude, no_redact))
     text_format = "md" if fmt.lower() == "json" else fmt
     with _progress(quiet) as progress:
         pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format,
                                                   use_cache=not no_cache, progress=progress)
     out = json.dumps(pack.to_json_dict(), ensure_ascii=False, indent=2) + "\n" if fmt.lower() == "json" else pack.text
     _emit(out, output)
+    _report_skips(corpus.skipped)
     if verbose:
-        for reason, paths in sorted(corpus.skipped.items()):
-            log.info("skipped %d file(s): %s", len(paths), reason)
+        redactions = pack.redactions
+        if redactions:
+            log.info("redacted %d secret(s) in the pack: %s", len(redactions),
+                     ", ".join(f"{r.path}:{r.line} ({r.kind})" for r in redactions))
         timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in corpus.timings.items())
         log.info("%d files, %d chunks; %s; total %.2fs; pack %d/%d tokens, %d chunks",
                  len(corpus.files), len(corpus.chunks), timings, time.perf_counter() - started,
@@ -134,8 +143,8 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
 @_common_options
 @click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many chunks.")
 def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...],
-            include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, quiet: bool, verbose: bool,
-            debug: bool, top: int) -> None:
+            include: tuple[str, ...], exclude: tuple[str, ...], no_cache: bool, no_redact: bool, quiet: bool,
+            verbose: bool, debug: bool, top: int) -> None:
     """Show the top-ranked chunks of PATH with every feature and the final score.
 
     \b
@@ -148,9 +157,10 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
     text_query = _read_query(query, query_file)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, _overrides(None, include, exclude))
+    config = pipeline.resolve_config(path, _overrides(None, include, exclude, no_redact))
     with _progress(quiet) as progress:
         corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress)
+    _report_skips(corpus.skipped)
 
     from rich.console import Console
     from rich.table import Table
@@ -173,10 +183,12 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
 
 @cli.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-redact", is_flag=True,
+              help="Read secret files (.env, keys) and leave secrets in the text. Dangerous.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--verbose", "-v", is_flag=True, help="Timings on stderr.")
+@click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def index(path: Path, quiet: bool, verbose: bool, debug: bool) -> None:
+def index(path: Path, no_redact: bool, quiet: bool, verbose: bool, debug: bool) -> None:
     """Parse PATH into its index (.ctxpack/index.db) so the next build is quick.
 
     \b
@@ -188,10 +200,11 @@ def index(path: Path, quiet: bool, verbose: bool, debug: bool) -> None:
     _setup_logging(verbose)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, {})
+    config = pipeline.resolve_config(path, _overrides(None, (), (), no_redact))
     started = time.perf_counter()
     with _progress(quiet) as progress:
         corpus = pipeline.collect(path, config, progress=progress)
+    _report_skips(corpus.skipped)
     corpus.graph  # noqa: B018 - built now, so its cost shows here
     if corpus.index is not None:
         corpus.index.close()
@@ -225,6 +238,17 @@ def stats(path: Path, as_json: bool, debug: bool) -> None:
     click.echo("languages: " + ", ".join(f"{k} {v}" for k, v in figures["languages"].items()))
     for reason, count in sorted(figures["skipped"].items()):
         click.echo(f"skipped:   {count:,} {reason}")
+
+
+def _report_skips(skipped: dict[str, list[str]]) -> None:
+    """Each skipped file once: unreadable ones as warnings, the rest with --verbose; then a count per reason."""
+    for reason, paths in sorted(skipped.items()):
+        level = logging.WARNING if reason in WARN_REASONS else logging.INFO
+        for rel in sorted(paths):
+            log.log(level, "skipped (%s): %s", reason, rel.encode("unicode_escape").decode("ascii")
+                    if not rel.isprintable() else rel)
+    for reason, paths in sorted(skipped.items()):
+        log.info("skipped %d file(s): %s", len(paths), reason)
 
 
 @contextmanager

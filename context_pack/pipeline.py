@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from . import index as index_module
+from . import parallel as parallel_module
 from . import parse as parse_module
+from . import secrets as secrets_module
 from . import terms as terms_module
 from .config import Config, load_config, parse_budget
 from .errors import UsageError
@@ -34,7 +36,7 @@ from .signals import query as query_signal
 from .signals.graph import CodeGraph, build_graph
 from .terms import chunk_document, query_terms
 from .tokens import get_tokenizer
-from .walk import walk
+from .walk import read_source, walk
 
 log = logging.getLogger("context_pack")
 
@@ -87,7 +89,10 @@ def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Con
 def parse_fingerprint(config: Config) -> str:
     """What a cached parse depends on besides the file: ctxpack, grammars, queries and chunking settings."""
     parts = [metadata_version("context-pack"), str(config.class_split_lines), str(config.block_max_lines)]
-    for module in (parse_module, terms_module, index_module):  # the code that makes what the index stores
+    # Redacted and raw parses never share rows: --no-redact must not be served redacted text, nor the
+    # default served secrets.
+    parts.append(f"redact={config.redact} detect-secrets={metadata_version('detect-secrets')}")
+    for module in (parse_module, terms_module, index_module, parallel_module, secrets_module):
         parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
     for language, (module, _) in sorted(GRAMMARS.items()):
         parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
@@ -122,7 +127,10 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size)
+    walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
+                  skip_secret_files=config.redact)
+    if not config.redact:
+        log.warning("redaction is OFF (--no-redact): secret files are read and secrets in files go into the pack")
     root_dir = walked.root
     lap("walk")
     history = read_history(root_dir)
@@ -141,8 +149,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         try:
             info = os.stat(root_dir / file.path)
         except OSError as exc:  # deleted since the walk
-            log.warning("skipping %s: %s", file.path, exc.strerror or exc)
-            walked.skip("unreadable", file.path)
+            walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
             continue
         stat = Stat(info.st_size, info.st_mtime_ns)
         entry = stored.get(file.path)
@@ -158,10 +165,9 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
             present.append(file)
             continue
         try:
-            source = (root_dir / file.path).read_bytes()
-        except OSError as exc:
-            log.warning("skipping %s: %s", file.path, exc.strerror or exc)
-            walked.skip("unreadable", file.path)
+            source = read_source(root_dir / file.path, config.max_file_size)
+        except OSError as exc:  # deleted, swapped for a FIFO, grown or locked since the walk
+            walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
             continue
         digest = blob if blob is not None else content_hash(source)
         present.append(file)
@@ -182,7 +188,8 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         if progress:
             progress(done, total)
 
-    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance)
+    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance,
+                        redact_secrets=config.redact)
     lap("parse")
     for path in sorted(parsed):
         if parsed[path][0].warning:
@@ -195,8 +202,14 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
     cached = dict(index.load(reuse))
     for path in reuse:
         if path not in cached:  # a row that did not decode: parse it again
-            result, terms = parse_with_terms((path, languages[path], (root_dir / path).read_bytes()),
-                                             config.class_split_lines, config.block_max_lines)
+            try:
+                source = read_source(root_dir / path, config.max_file_size)
+            except OSError as exc:
+                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
+                present = [f for f in present if f.path != path]
+                continue
+            result, terms = parse_with_terms((path, languages[path], source), config.class_split_lines,
+                                             config.block_max_lines, config.redact)
             stat = stored[path][1] if path not in restat else restat[path]
             changed[path] = ParsedFile(stored[path][0], stat, languages[path], result.chunks, terms)
     if not index.update(changed, restat, deleted):
@@ -316,7 +329,8 @@ def collect_and_rank(root: Path, config: Config, query: str | None = None, focus
 def index_stats(root: Path) -> dict[str, Any]:
     """What the index holds (without changing it) and what the walk skips."""
     config = resolve_config(root, {})
-    walked = walk(root, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size)
+    walked = walk(root, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
+                  skip_secret_files=config.redact)
     index = Index.open(walked.root, parse_fingerprint(config))
     try:
         figures = index.stats()

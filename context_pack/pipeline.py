@@ -26,7 +26,7 @@ from .index import CachedFile, Index, ParsedFile, Stat, content_hash
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Pack, ScoredChunk
 from .pack import pack as pack_chunks
-from .parallel import parse_many, parse_with_terms
+from .parallel import parse_many
 from .render import normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .score import compute_features, score_chunks
@@ -208,8 +208,8 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
                 walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
                 present = [f for f in present if f.path != path]
                 continue
-            result, terms = parse_with_terms((path, languages[path], source), config.class_split_lines,
-                                             config.block_max_lines, config.redact)
+            result, terms = parse_many([(path, languages[path], source)], config.class_split_lines,
+                                       config.block_max_lines, redact_secrets=config.redact)[path]
             stat = stored[path][1] if path not in restat else restat[path]
             changed[path] = ParsedFile(stored[path][0], stat, languages[path], result.chunks, terms)
     if not index.update(changed, restat, deleted):

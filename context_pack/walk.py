@@ -110,6 +110,8 @@ def walk(
             continue
         explicitly_included = include_spec is not None
         if language_for(rel) is None and not explicitly_included:
+            if _is_folder(root / rel):  # git lists a submodule as its folder
+                result.skip("submodule", rel)
             continue  # not a source or text format we know; name it with --include to take it anyway
         reason, size = _classify(root, rel, max_file_size)
         if reason:
@@ -252,6 +254,13 @@ def _classify(root: Path, rel: str, max_file_size: int) -> tuple[str | None, int
     if any(marker in header for marker in GENERATED_MARKERS):
         return "generated", info.st_size
     return None, info.st_size
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def _looks_binary(head: bytes) -> bool:

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,6 +237,53 @@ def test_hostile_repositories(tmp_path: Path) -> None:
         assert result.returncode == 1, (path, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
         assert "bare git repository" in result.stderr or "inside a git directory" in result.stderr
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and b"context_pack" in _cmdline(int(entry.name)):  # a parser, not git
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_killed_build_leaves_no_parser_processes(stdlib_part: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "copy"
+    subprocess.run(["git", "clone", "-q", str(stdlib_part), str(repo)], check=True)
+    build = subprocess.Popen([sys.executable, "-m", "context_pack", "build", str(repo), "--no-cache"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    deadline = time.monotonic() + MINUTE
+    while not workers and build.poll() is None and time.monotonic() < deadline:
+        workers = children_of(build.pid) - {build.pid}
+        time.sleep(0.01)
+    build.send_signal(signal.SIGKILL)
+    build.wait()
+    assert workers, "the build ended before its parse workers could be seen"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"parse workers outlived their build: {workers}"
+        time.sleep(0.05)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def expected_pack(repo: Path) -> dict:

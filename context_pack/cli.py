@@ -19,6 +19,7 @@ from .errors import CtxpackError, UsageError
 from .model import FEATURE_NAMES, ScoredChunk
 from .staged import read_staged
 from .tokens import Tokenizer, get_tokenizer
+from .walk import WARN_REASONS
 
 log = logging.getLogger("context_pack")
 
@@ -49,8 +50,10 @@ def _read_query(query: str | None, query_file: str | None) -> str | None:
 
 
 def _overrides(budget: str | None, include: tuple[str, ...], exclude: tuple[str, ...],
-               tokenizer: str | None = None) -> dict[str, Any]:
+               tokenizer: str | None = None, no_redact: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = {}
+    if no_redact:
+        values["redact"] = False
     if budget is not None:
         values["budget"] = parse_budget(budget)
     if tokenizer is not None:
@@ -76,6 +79,8 @@ def _common_options(function: Any) -> Any:
                      help="Count tokens as the model does: tiktoken:cl100k_base (default), tiktoken:o200k_base, "
                           "hf:PATH (tokenizer.json or a model folder), gguf:PATH (a GGUF model)."),
         click.option("--no-cache", is_flag=True, help="Keep the index in memory; write nothing to .ctxpack/."),
+        click.option("--no-redact", is_flag=True,
+                     help="Read secret files (.env, keys) and leave secrets in the text. Dangerous."),
         click.option("--quiet", is_flag=True, help="No progress bar."),
         click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr."),
         click.option("--debug", is_flag=True, help="Show tracebacks on errors."),
@@ -108,7 +113,8 @@ def cli() -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
 def build(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...], staged: bool,
-          include: tuple[str, ...], exclude: tuple[str, ...], tokenizer: str | None, no_cache: bool, quiet: bool,
+          include: tuple[str, ...], exclude: tuple[str, ...], tokenizer: str | None, no_cache: bool, no_redact: bool,
+          quiet: bool,
           verbose: bool, debug: bool, budget: str | None, fmt: str, output: Path | None) -> None:
     """Build a pack of PATH that fits the budget, counted with the tokenizer (cl100k by default).
 
@@ -127,16 +133,19 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
     text_query = _read_query(query, query_file)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, _overrides(budget, include, exclude, tokenizer))
+    config = pipeline.resolve_config(path, _overrides(budget, include, exclude, tokenizer, no_redact))
     text_format = "md" if fmt.lower() == "json" else fmt
     with _progress(quiet) as progress:
         pack, corpus = pipeline.build_with_corpus(path, config, query=text_query, focus=focus, fmt=text_format,
                                                   use_cache=not no_cache, progress=progress, staged=staged)
     out = json.dumps(pack.to_json_dict(), ensure_ascii=False, indent=2) + "\n" if fmt.lower() == "json" else pack.text
     _emit(out, output)
+    _report_skips(corpus.skipped)
     if verbose:
-        for reason, paths in sorted(corpus.skipped.items()):
-            log.info("skipped %d file(s): %s", len(paths), reason)
+        redactions = pack.redactions
+        if redactions:
+            log.info("redacted %d secret(s) in the pack: %s", len(redactions),
+                     ", ".join(f"{r.path}:{r.line} ({r.kind})" for r in redactions))
         timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in corpus.timings.items())
         log.info("%d files, %d chunks; %s; total %.2fs; pack %d/%d tokens, %d chunks",
                  len(corpus.files), len(corpus.chunks), timings, time.perf_counter() - started,
@@ -147,8 +156,8 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
 @_common_options
 @click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many chunks.")
 def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[str, ...], staged: bool,
-            include: tuple[str, ...], exclude: tuple[str, ...], tokenizer: str | None, no_cache: bool, quiet: bool,
-            verbose: bool, debug: bool, top: int) -> None:
+            include: tuple[str, ...], exclude: tuple[str, ...], tokenizer: str | None, no_cache: bool,
+            no_redact: bool, quiet: bool, verbose: bool, debug: bool, top: int) -> None:
     """Show the top-ranked chunks of PATH with every feature, the final score and the size in tokens.
 
     \b
@@ -161,11 +170,12 @@ def explain(path: Path, query: str | None, query_file: str | None, focus: tuple[
     text_query = _read_query(query, query_file)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, _overrides(None, include, exclude, tokenizer))
+    config = pipeline.resolve_config(path, _overrides(None, include, exclude, tokenizer, no_redact))
     counter = get_tokenizer(config.tokenizer)
     with _progress(quiet) as progress:
         change = read_staged(path) if staged else None
         corpus, ranked = pipeline.collect_and_rank(path, config, text_query, focus, not no_cache, progress, change)
+    _report_skips(corpus.skipped)
     try:
         _print_ranking(corpus, ranked, top, counter)
     finally:
@@ -199,10 +209,12 @@ def _print_ranking(corpus: pipeline.Corpus, ranked: Sequence[ScoredChunk], top: 
 
 @cli.command()
 @click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-redact", is_flag=True,
+              help="Read secret files (.env, keys) and leave secrets in the text. Dangerous.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--verbose", "-v", is_flag=True, help="Timings on stderr.")
+@click.option("--verbose", "-v", is_flag=True, help="Timings and skipped files on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def index(path: Path, quiet: bool, verbose: bool, debug: bool) -> None:
+def index(path: Path, no_redact: bool, quiet: bool, verbose: bool, debug: bool) -> None:
     """Parse PATH into its index (.ctxpack/index.db) so the next build is quick.
 
     \b
@@ -214,10 +226,11 @@ def index(path: Path, quiet: bool, verbose: bool, debug: bool) -> None:
     _setup_logging(verbose)
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
-    config = pipeline.resolve_config(path, {})
+    config = pipeline.resolve_config(path, _overrides(None, (), (), no_redact=no_redact))
     started = time.perf_counter()
     with _progress(quiet) as progress:
         corpus = pipeline.collect(path, config, progress=progress)
+    _report_skips(corpus.skipped)
     try:
         corpus.centrality()  # computed and cached now, so its cost shows here and not in the next build
     finally:
@@ -493,6 +506,17 @@ def ask(path: Path, question: str, backend: str, kind: str, model: str | None, m
 
 def _or_unknown(value: int | None) -> str:
     return "?" if value is None else str(value)
+
+
+def _report_skips(skipped: dict[str, list[str]]) -> None:
+    """Each skipped file once: unreadable ones as warnings, the rest with --verbose; then a count per reason."""
+    for reason, paths in sorted(skipped.items()):
+        level = logging.WARNING if reason in WARN_REASONS else logging.INFO
+        for rel in sorted(paths):
+            log.log(level, "skipped (%s): %s", reason, rel.encode("unicode_escape").decode("ascii")
+                    if not rel.isprintable() else rel)
+    for reason, paths in sorted(skipped.items()):
+        log.info("skipped %d file(s): %s", len(paths), reason)
 
 
 @contextmanager

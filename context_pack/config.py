@@ -57,6 +57,7 @@ class Config:
     max_file_size: int = 1_000_000  # bytes
     class_split_lines: int = 60  # a class longer than this becomes a header chunk plus one chunk per member
     block_max_lines: int = 40  # blank-line blocks (and gaps between definitions) are cut at this size
+    redact: bool = True  # skip secret files and redact secrets in content; off only by the caller (--no-redact)
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     pack_file: str = ".ctxpack/pack.md"  # where the pre-commit hook writes the staged change's pack
     backend: str = ""  # the model server the review hook asks (llama.cpp or vLLM URL)
@@ -88,6 +89,11 @@ def _apply(config: Config, values: dict[str, Any], source: str) -> Config:
             value = {**config.weights, **{k: float(v) for k, v in value.items()}}
         elif key == "tokenizer" and not isinstance(value, str):
             raise CtxpackError(f"{source}: tokenizer must be a spec such as {DEFAULT_TOKENIZER!r}")
+        elif key == "redact":
+            if not isinstance(value, bool):
+                raise CtxpackError(f"{source}: redact must be true or false")
+            if not value and source != "arguments":  # a file in the repository must not switch it off
+                raise CtxpackError(f"{source}: redaction can only be turned off by the caller (--no-redact)")
         elif key in ("max_file_size", "class_split_lines", "block_max_lines") and (
             not isinstance(value, int) or value < 1
         ):

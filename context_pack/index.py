@@ -29,6 +29,9 @@ INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
 APPLICATION_ID = 0x63747870  # "ctxp": marks the file as ours
+# sqlite errors that say the disk or the permissions are at fault, not the db file (SQLITE_READONLY,
+# SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_FULL, SQLITE_NOMEM): fall back to memory and leave the file alone.
+_CANNOT_WRITE = ("readonly", "read-only", "unable to open", "disk I/O error", "disk is full", "out of memory")
 
 
 @dataclass(frozen=True)
@@ -86,16 +89,17 @@ def chunk_to_row(chunk: Chunk) -> list[object]:
     packed (the row keeps the text's length in characters, to cut it back out exactly); its uses and
     imports are stored apart (`links`) and read only when the code graph is rebuilt."""
     return [chunk.kind, chunk.name, chunk.start_line, chunk.end_line, len(chunk.text), chunk.signature,
-            chunk.signature_line, list(chunk.symbols), chunk.todo_count, chunk.is_test]
+            chunk.signature_line, list(chunk.symbols), chunk.todo_count, chunk.is_test,
+            [list(r) for r in chunk.redactions]]
 
 
 def chunk_from_row(path: str, language: str, row: Sequence[Any]) -> tuple[Chunk, int]:
     """A chunk with its text, references and imports left out, and the text's length."""
-    kind, name, start, end, length, signature, signature_line, symbols, todo, is_test = row
+    kind, name, start, end, length, signature, signature_line, symbols, todo, is_test, redacted = row
     return Chunk(path=path, language=language, kind=str(kind), name=str(name), start_line=int(start),
                  end_line=int(end), text="", signature=str(signature), signature_line=int(signature_line),
-                 symbols=tuple(symbols), todo_count=int(todo),
-                 is_test=bool(is_test)), int(length)
+                 symbols=tuple(symbols), todo_count=int(todo), is_test=bool(is_test),
+                 redactions=tuple((int(line), str(what)) for line, what in redacted)), int(length)
 
 
 class Index:
@@ -120,22 +124,28 @@ class Index:
             return cls._memory(fingerprint)
         path = directory / INDEX_FILE
         for attempt in range(2):
+            connection: sqlite3.Connection | None = None
             try:
                 connection = _connect(path)
                 index = cls(connection, fingerprint, str(path))
                 index._prepare()
                 return index
             except sqlite3.OperationalError as exc:
+                if connection is not None:
+                    connection.close()
                 if "locked" in str(exc) or "busy" in str(exc):
                     log.warning("index is busy (%s); using an in-memory index this time", exc)
                     return cls._memory(fingerprint)
-                if "readonly" in str(exc) or "read-only" in str(exc) or "unable to open" in str(exc):
+                if any(word in str(exc) for word in _CANNOT_WRITE):  # the disk, not the file: keep the file
                     log.warning("cannot write %s (%s); using an in-memory index", path, exc)
                     return cls._memory(fingerprint)
                 if attempt:
-                    raise
+                    log.warning("cannot rebuild %s (%s); using an in-memory index", path, exc)
+                    return cls._memory(fingerprint)
                 _discard(path, f"unusable index ({exc})")
             except (sqlite3.DatabaseError, _Foreign) as exc:
+                if connection is not None:
+                    connection.close()
                 if attempt:
                     log.warning("cannot rebuild %s (%s); using an in-memory index", path, exc)
                     return cls._memory(fingerprint)

@@ -52,6 +52,7 @@ class Chunk:
     imports: tuple[str, ...] = ()  # module paths imported by the chunk
     todo_count: int = 0
     is_test: bool = False
+    redactions: tuple[tuple[int, str], ...] = ()  # (line, kind) of each secret redacted in `text`
 
     @property
     def line_count(self) -> int:
@@ -67,6 +68,15 @@ class ScoredChunk:
     chunk: Chunk
     score: float
     features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """A secret replaced by a marker in the pack text: where, and of what kind (never the value)."""
+
+    path: str
+    line: int
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,13 @@ class Pack:
         return [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT if system is None else system},
                 {"role": "user", "content": self.text + asked}]
 
+    @property
+    def redactions(self) -> list[Redaction]:
+        """The secrets redacted on the lines this pack shows, in pack order."""
+        from .render import shown_redactions  # render builds on this module
+
+        return shown_redactions(self.chunks)
+
     def to_json_dict(self) -> dict[str, object]:
         return {
             "version": 1,
@@ -139,4 +156,5 @@ class Pack:
             "files_considered": self.files_considered,
             "chunks_considered": self.chunks_considered,
             **({"staged": self.staged} if self.staged is not None else {}),
+            "redactions": [{"path": r.path, "line": r.line, "kind": r.kind} for r in self.redactions],
         }

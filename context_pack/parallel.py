@@ -1,30 +1,98 @@
-"""Parse many files across all cores: a process pool over batches, results merged in the parent."""
+"""Parse many files across all cores: a process pool over batches, results merged in the parent.
+
+Parsing runs tree-sitter's C code on bytes nobody has checked, and a grammar can crash on garbage (the
+Ruby grammar segfaults on 40 KB of random punctuation). So parsing always happens in worker processes,
+never in the caller's: a batch whose worker dies is redone in a process of its own, and if it dies again,
+file by file; the file that kills its process is read as blank-line blocks, with a warning. The caller
+never sees the crash.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from dataclasses import replace
 
-from .parse import ParseResult, parse_file
+from .model import Chunk
+from .parse import ParseResult, parse_blocks, parse_file
+from .secrets import Finding, redact, warm_up
 from .terms import chunk_document
 
-PARALLEL_MIN_FILES = 48  # below this, a pool costs more than it saves
+PARALLEL_MIN_FILES = 48  # below this, one worker process takes all the files
 BATCH_BYTES = 256 * 1024
 
 Job = tuple[str, str, bytes]  # path, language, source
 Parsed = tuple[ParseResult, list[str]]  # the parse, and each chunk's full-text document
 
 
-def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int) -> Parsed:
+def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int, redact_secrets: bool = True,
+                     use_grammar: bool = True) -> Parsed:
+    """Redact, parse, and make each chunk's full-text document (in the calling process: see parse_many).
+
+    Secrets are redacted here, before the parse, so that nothing downstream ever holds one: not the chunks,
+    their signatures, names or full-text documents, not the index on disk. Warm builds pay nothing for the
+    scan (the index keeps redacted chunks), and token counts and the budget see the text the model reads.
+    """
     path, language, source = job
-    result = parse_file(path, source, language, class_split_lines, block_max_lines)
+    findings: list[Finding] = []
+    if redact_secrets:
+        text = source.decode("utf-8", errors="replace")
+        try:
+            redacted, findings = redact(text, path)
+        except Exception as exc:  # a detector failed: leave the file out rather than risk shipping a secret
+            return ParseResult(chunks=[], warning=f"{path}: could not scan for secrets ({exc}); left out"), []
+        if findings:
+            source = redacted.encode("utf-8")
+    if use_grammar:
+        result = parse_file(path, source, language, class_split_lines, block_max_lines)
+    else:
+        result = parse_blocks(path, source, language, block_max_lines)
+        result.warning = f"{path}: the {language} parser crashed on this file; using blank-line blocks"
+    if findings:
+        result.chunks = _attach(result.chunks, findings)
     return result, [chunk_document(chunk) for chunk in result.chunks]
 
 
-def _parse_batch(jobs: list[Job], class_split_lines: int, block_max_lines: int) -> list[tuple[str, Parsed]]:
-    return [(job[0], parse_with_terms(job, class_split_lines, block_max_lines)) for job in jobs]
+def _attach(chunks: list[Chunk], findings: list[Finding]) -> list[Chunk]:
+    """Each chunk learns the redactions on its lines (a private key running into it counts at its first line)."""
+    result = []
+    for chunk in chunks:
+        own = tuple((max(f.line, chunk.start_line), f.kind) for f in findings
+                    if f.line <= chunk.end_line and f.end >= chunk.start_line)
+        result.append(replace(chunk, redactions=own) if own else chunk)
+    return result
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker dies with the build that started it. Forked workers share the task pipe, so a SIGKILLed
+    build would otherwise leave them waiting on it forever (measured: two idle parsers per kill)."""
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the build died before the line above took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _parse_batch(jobs: list[Job], class_split_lines: int, block_max_lines: int,
+                 redact_secrets: bool) -> list[tuple[str, Parsed]]:
+    return [(job[0], parse_with_terms(job, class_split_lines, block_max_lines, redact_secrets)) for job in jobs]
 
 
 def _batches(jobs: Sequence[Job]) -> list[list[Job]]:
@@ -48,25 +116,44 @@ def parse_many(
     block_max_lines: int,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    redact_secrets: bool = True,
 ) -> dict[str, Parsed]:
-    """Parse every job; `progress` is called with the number of files just finished."""
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    results: dict[str, Parsed] = {}
-    if workers <= 1 or len(jobs) < PARALLEL_MIN_FILES:
-        for job in jobs:
-            results[job[0]] = parse_with_terms(job, class_split_lines, block_max_lines)
-            if progress:
-                progress(1)
-        return results
+    """Parse every job in worker processes; `progress` is called with the number of files just finished."""
+    if not jobs:
+        return {}
+    if redact_secrets:
+        warm_up()  # load the detectors once, before the fork, not once per worker
     # Largest first, so a big file does not start last and hold the pool open alone.
     ordered = sorted(jobs, key=lambda job: -len(job[2]))
+    batches = _batches(ordered) if len(jobs) >= PARALLEL_MIN_FILES else [ordered]
+    workers = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(batches)))
+    options = (class_split_lines, block_max_lines, redact_secrets)
+    results: dict[str, Parsed] = {}
+    for batch in _run(batches, workers, options, results, progress):  # a worker died: alone, then file by file
+        if _run([batch], 1, options, results, progress):
+            for job in batch:
+                if job[0] not in results and _run([[job]], 1, options, results, progress):
+                    results[job[0]] = parse_with_terms(job, *options[:2], redact_secrets, use_grammar=False)
+                    if progress:
+                        progress(1)
+    return results
+
+
+def _run(batches: list[list[Job]], workers: int, options: tuple[int, int, bool], results: dict[str, Parsed],
+         progress: Callable[[int], None] | None) -> list[list[Job]]:
+    """Parse batches in a fresh pool, into `results`; returns the batches whose worker died."""
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_parse_batch, batch, class_split_lines, block_max_lines)
-                   for batch in _batches(ordered)]
+    failed: list[list[Job]] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(_parse_batch, batch, *options): index for index, batch in enumerate(batches)}
         for future in as_completed(futures):
-            batch_results = future.result()
+            try:
+                batch_results = future.result()
+            except BrokenProcessPool:  # this batch's worker, or another, died: it did not finish
+                failed.append(batches[futures[future]])
+                continue
             results.update(batch_results)
             if progress:
                 progress(len(batch_results))
-    return results
+    return failed

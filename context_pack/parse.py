@@ -28,6 +28,10 @@ CONTAINER_KINDS = frozenset({"class", "struct", "interface", "enum", "trait", "i
 CLASS_LIKE_KINDS = CONTAINER_KINDS - {"module", "namespace"}
 
 ATTRIBUTE_NODES = frozenset({"attribute_item", "inner_attribute_item", "decorator", "attribute_list"})
+# Tree-sitter's query cursor takes time quadratic in the children of an ERROR node (30,000 stray brackets:
+# ~1 s; a 1 MB file of them: minutes). Past this much work (the sum of their squares) a file is read as
+# blank-line blocks instead: ~0.1 s of querying at most, decided by the input alone, so still deterministic.
+MAX_ERROR_WORK = 100_000_000
 LONG_DEFINITION_LINES = 150  # longer, and a definition without members to split at is cut into parts
 PART_LINES = 60
 TODO_RE = re.compile(r"\b(?:TODO|FIXME|BUG|HACK|XXX)\b")
@@ -117,6 +121,17 @@ def parse_file(
                                             test_file))
 
 
+def parse_blocks(path: str, source: bytes, language: str, block_max_lines: int = 40) -> ParseResult:
+    """Cut a file into blank-line blocks without its grammar (for a file the grammar cannot survive)."""
+    if source.startswith(b"\xef\xbb\xbf"):
+        source = source[3:]
+    lines = split_lines(source.decode("utf-8", errors="replace"))
+    if not lines:
+        return ParseResult(chunks=[])
+    return ParseResult(chunks=_block_chunks(path, language, lines, 0, len(lines) - 1, block_max_lines,
+                                            is_test_path(path)))
+
+
 @cache
 def _query(language: str) -> Any:
     from tree_sitter import Query
@@ -142,12 +157,30 @@ def _parse_code(
     if root.type == "ERROR" and root.child_count <= 1:
         chunks = _block_chunks(path, language, lines, 0, len(lines) - 1, block_max_lines, test_file)
         return ParseResult(chunks=chunks, warning=f"{path}: no {language} syntax recognised; using blocks")
+    if root.has_error and _error_work(root) > MAX_ERROR_WORK:
+        chunks = _block_chunks(path, language, lines, 0, len(lines) - 1, block_max_lines, test_file)
+        return ParseResult(chunks=chunks, warning=f"{path}: too damaged to read as {language}; using blocks")
     matches = QueryCursor(_query(language)).matches(root)
     defs, facts = _collect(matches, source, lines)
     _link(defs)
     definitions = [Definition(d.kind, d.qualified, d.node_start_row + 1, d.end_row + 1) for d in defs]
     builder = _ChunkBuilder(path, language, lines, defs, facts, test_file, class_split_lines, block_max_lines)
     return ParseResult(chunks=builder.build(), definitions=definitions)
+
+
+def _error_work(root: Any) -> int:
+    """Σ (children of an ERROR node)², over the whole tree, walked iteratively with a cursor."""
+    work = 0
+    cursor = root.walk()
+    while True:
+        node = cursor.node
+        if node is not None and node.type == "ERROR":
+            work += node.child_count ** 2
+        if cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return work
 
 
 def _node_text(node: Any, source: bytes) -> str:

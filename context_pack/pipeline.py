@@ -7,6 +7,7 @@ import importlib.metadata
 import io
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from . import index as index_module
+from . import parallel as parallel_module
 from . import parse as parse_module
+from . import secrets as secrets_module
 from . import terms as terms_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
@@ -26,7 +29,7 @@ from .index import CachedFile, Index, ParsedFile, Stat, content_hash, structure_
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Pack, ScoredChunk
 from .pack import pack as pack_chunks
-from .parallel import parse_many, parse_with_terms
+from .parallel import parse_many
 from .render import Style, normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .score import Ranking, compute_features, score_chunks
@@ -34,10 +37,10 @@ from .signals import centrality, recency
 from .signals import focus as focus_signal
 from .signals import query as query_signal
 from .signals.graph import CodeGraph
-from .staged import StagedChange, read_staged
+from .staged import StagedChange, read_staged, without_files
 from .terms import chunk_document, query_terms
 from .tokens import CachedTokenizer, Tokenizer, get_tokenizer
-from .walk import walk
+from .walk import read_source, walk
 
 log = logging.getLogger("context_pack")
 
@@ -196,7 +199,10 @@ def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Con
 def parse_fingerprint(config: Config) -> str:
     """What a cached parse depends on besides the file: ctxpack, grammars, queries and chunking settings."""
     parts = [metadata_version("context-pack"), str(config.class_split_lines), str(config.block_max_lines)]
-    for module in (parse_module, terms_module, index_module):  # the code that makes what the index stores
+    # Redacted and raw parses never share rows: --no-redact must not be served redacted text, nor the
+    # default served secrets.
+    parts.append(f"redact={config.redact} detect-secrets={metadata_version('detect-secrets')}")
+    for module in (parse_module, terms_module, index_module, parallel_module, secrets_module):
         parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
     for language, (module, _) in sorted(GRAMMARS.items()):
         parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
@@ -262,7 +268,10 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size)
+    walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
+                  skip_secret_files=config.redact)
+    if not config.redact:
+        log.warning("redaction is OFF (--no-redact): secret files are read and secrets in files go into the pack")
     root_dir = walked.root
     lap("walk")
     history = read_history(root_dir)
@@ -281,8 +290,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         try:
             info = os.stat(root_dir / file.path)
         except OSError as exc:  # deleted since the walk
-            log.warning("skipping %s: %s", file.path, exc.strerror or exc)
-            walked.skip("unreadable", file.path)
+            walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
             continue
         stat = Stat(info.st_size, info.st_mtime_ns)
         entry = stored.get(file.path)
@@ -298,10 +306,9 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
             present.append(file)
             continue
         try:
-            source = (root_dir / file.path).read_bytes()
-        except OSError as exc:
-            log.warning("skipping %s: %s", file.path, exc.strerror or exc)
-            walked.skip("unreadable", file.path)
+            source = read_source(root_dir / file.path, config.max_file_size)
+        except OSError as exc:  # deleted, swapped for a FIFO, grown or locked since the walk
+            walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
             continue
         digest = blob if blob is not None else content_hash(source)
         present.append(file)
@@ -322,7 +329,8 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         if progress:
             progress(done, total)
 
-    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance)
+    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance,
+                        redact_secrets=config.redact)
     lap("parse")
     for path in sorted(parsed):
         if parsed[path][0].warning:
@@ -335,12 +343,18 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
     cached = dict(index.load(reuse))
     for path in reuse:
         if path not in cached:  # a row that did not decode: parse it again
-            result, terms = parse_with_terms((path, languages[path], (root_dir / path).read_bytes()),
-                                             config.class_split_lines, config.block_max_lines)
+            try:
+                source = read_source(root_dir / path, config.max_file_size)
+            except OSError as exc:
+                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
+                present = [f for f in present if f.path != path]
+                continue
+            result, terms = parse_many([(path, languages[path], source)], config.class_split_lines,
+                                       config.block_max_lines, redact_secrets=config.redact)[path]
             stat = stored[path].stat if path not in restat else restat[path]
             changed[path] = ParsedFile(stored[path].hash, stat, languages[path], result.chunks, terms)
     if not index.update(changed, restat, deleted):
-        index, cached = _memory_index(index, config, changed, cached)
+        index, cached = _memory_index(index, config, root_dir, changed, cached)
     lap("store")
 
     chunks: list[Chunk] = []
@@ -352,7 +366,8 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         if file.path in cached:
             file_chunks = cached[file.path].chunks
             digest = stored[file.path].structure
-            textless[file.path] = (cached[file.path].hash, cached[file.path].lengths)
+            if file_chunks and not file_chunks[0].text:  # as loaded; whole after a fall back to memory
+                textless[file.path] = (cached[file.path].hash, cached[file.path].lengths)
         else:
             file_chunks = changed[file.path].chunks
             digest = structure_digest(file_chunks)
@@ -367,16 +382,32 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
                   structure_key=structure.hexdigest(), textless=textless)
 
 
-def _memory_index(failed: Index, config: Config, changed: dict[str, ParsedFile],
+def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, ParsedFile],
                   cached: dict[str, CachedFile]) -> tuple[Index, dict[str, CachedFile]]:
-    """The disk index could not take this build's parses: carry on with everything in memory."""
+    """The disk index could not take this build's parses: carry on with everything in memory.
+
+    Cached files come back whole (text, references, imports) from the failed index if it can still be
+    read; otherwise they are parsed again from disk into `changed`."""
     everything = dict(changed)
     kept: dict[str, CachedFile] = {}
     for path, entry in cached.items():
-        texts = failed.texts(path, entry.hash, entry.lengths)
-        if texts is None:
-            continue  # changed under us: left out of this build rather than shown stale
-        chunks = [replace(chunk, text=text) for chunk, text in zip(entry.chunks, texts, strict=True)]
+        try:
+            texts = failed.texts(path, entry.hash, entry.lengths)
+            links = failed.links(path, entry.hash)
+        except sqlite3.Error:
+            texts = links = None
+        if texts is None or links is None or len(links) != len(entry.chunks):
+            try:
+                source = read_source(root / path, config.max_file_size)
+            except OSError:
+                continue  # gone since the walk
+            language = entry.chunks[0].language if entry.chunks else "text"
+            result, terms = parse_many([(path, language, source)], config.class_split_lines,
+                                       config.block_max_lines, redact_secrets=config.redact)[path]
+            changed[path] = everything[path] = ParsedFile(entry.hash, entry.stat, language, result.chunks, terms)
+            continue
+        chunks = [replace(chunk, text=text, references=refs, imports=imports)
+                  for chunk, text, (refs, imports) in zip(entry.chunks, texts, links, strict=True)]
         kept[path] = CachedFile(entry.hash, entry.stat, chunks, entry.lengths)
         everything[path] = ParsedFile(entry.hash, entry.stat, chunks[0].language if chunks else "text", chunks,
                                       [chunk_document(chunk) for chunk in chunks])
@@ -457,8 +488,17 @@ def pack_corpus(
     header = ""
     report = None
     if staged is not None:
-        header, diff_tokens = fit_diff(Style(fmt), staged.diff, int(budget * MAX_DIFF_SHARE), tokenizer)
-        report = {"files": staged.files, "deleted": staged.deleted, "diff_tokens": diff_tokens}
+        diff = staged.diff
+        report = {"files": staged.files, "deleted": staged.deleted}
+        if config.redact:  # the diff goes to the model too: no secret files, no secrets
+            from . import secrets
+
+            diff, left_out = without_files(diff, secrets.is_secret_file)
+            diff, findings = secrets.redact(diff)
+            report["secret_files_left_out"] = left_out
+            report["diff_redactions"] = [{"line": f.line, "kind": f.kind} for f in findings]
+        header, diff_tokens = fit_diff(Style(fmt), diff, int(budget * MAX_DIFF_SHARE), tokenizer)
+        report["diff_tokens"] = diff_tokens
     counting = corpus.counting(tokenizer)
     result = pack_chunks(ranked, budget, counting, fmt, corpus.root.name, corpus.line_counts, header=header)
     corpus.save_counts()
@@ -563,7 +603,8 @@ def collect_and_rank(root: Path, config: Config, query: str | None = None, focus
 def index_stats(root: Path) -> dict[str, Any]:
     """What the index holds (without changing it) and what the walk skips."""
     config = resolve_config(root, {})
-    walked = walk(root, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size)
+    walked = walk(root, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
+                  skip_secret_files=config.redact)
     index = Index.open(walked.root, parse_fingerprint(config))
     try:
         figures = index.stats()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import UsageError
-from .model import Chunk, PackedChunk
+from .model import Chunk, PackedChunk, Redaction
 from .parse import split_lines
 
 FORMATS = ("md", "xml", "plain")
@@ -55,6 +55,17 @@ class Style:
             return f"<repository name={quoteattr(root_name)}>\n"
         return f"Repository: {root_name}\n\n"
 
+    def redaction_note(self, redactions: list[Redaction]) -> str:
+        """One short line: how many secrets the text shows redacted (the markers say of what kind)."""
+        if not redactions:
+            return ""
+        count = f"{len(redactions)} secret{'s' if len(redactions) != 1 else ''}"
+        if self.name == "md":
+            return f"> {count} redacted, each marked [REDACTED:kind].\n\n"
+        if self.name == "xml":
+            return f"<redacted count=\"{len(redactions)}\"/>\n"
+        return f"{count} redacted, each marked [REDACTED:kind].\n\n"
+
     def postamble(self) -> str:
         return "</repository>\n" if self.name == "xml" else ""
 
@@ -81,6 +92,7 @@ class Style:
         return f"{self.section('diff')}{diff}\n"
 
     def file_open(self, path: str, language: str, fence: str = "```") -> str:
+        path = display_path(path)
         if self.name == "md":
             return f"### {path}\n\n{fence}{_fence_language(language)}\n"
         if self.name == "xml":
@@ -96,6 +108,12 @@ class Style:
 
     def body(self, text: str) -> str:
         return escape(text) if self.name == "xml" else text
+
+
+def display_path(path: str) -> str:
+    """A path as one line: control characters (a newline in a file name) escaped, so no name can forge
+    structure in the pack."""
+    return path if path.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
 
 
 def _fence_language(language: str) -> str:
@@ -120,7 +138,7 @@ def render(
     ordered = sorted(chosen, key=lambda p: (SECTION_ORDER[p.section], p.chunk.path, p.chunk.start_line))
     if not ordered and not header:
         return "", []
-    parts = [style.preamble(root_name), header]
+    parts = [style.preamble(root_name), style.redaction_note(shown_redactions(ordered)), header]
     sections = sorted({p.section for p in ordered}, key=SECTION_ORDER.__getitem__)
     titled = len(sections) > 1 or bool(header)
     for section in sections:
@@ -136,6 +154,16 @@ def render(
             parts.append(style.section_close(section, titled=True))
     parts.append(style.postamble())
     return "".join(parts), ordered
+
+
+def shown_redactions(chunks: Iterable[PackedChunk]) -> list[Redaction]:
+    """The secrets redacted on the lines the chunks show in their modes."""
+    shown = []
+    for packed in chunks:
+        first, last = visible_lines(packed.chunk, packed.mode)
+        shown.extend(Redaction(packed.chunk.path, line, kind) for line, kind in packed.chunk.redactions
+                     if first <= line <= last)
+    return shown
 
 
 def _render_file(style: Style, path: str, packed_chunks: list[PackedChunk], line_count: int) -> str:

@@ -6,7 +6,9 @@ change outside the root is not in this root's diff.
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +72,22 @@ def parse_diff(diff: str) -> StagedChange:
                 ranges.append((max(1, start), max(1, start + 1)))
         lines[path] = _merge(ranges)
     return StagedChange(diff=diff, files=sorted(set(files)), deleted=sorted(deleted), lines=lines)
+
+
+def without_files(diff: str, leave_out: Callable[[str], bool]) -> tuple[str, list[str]]:
+    """The diff less the sections of files `leave_out` names (by new or old path), and those paths."""
+    kept: list[str] = []
+    dropped: list[str] = []
+    for section in re.split(r"(?m)^(?=diff --git )", diff):
+        if not section:
+            continue
+        change = parse_diff(section) if section.startswith("diff --git ") else None
+        paths = [*change.files, *change.deleted] if change is not None else []
+        if any(leave_out(path) for path in paths):
+            dropped.extend(paths)
+        else:
+            kept.append(section)
+    return "".join(kept), sorted(set(dropped))
 
 
 def _strip_prefix(name: str) -> str:

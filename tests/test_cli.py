@@ -23,7 +23,8 @@ def test_build_formats_and_json_contract(example_repo: Path, tokenizer) -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"version", "root", "budget", "tokens", "tokenizer", "query", "text", "chunks",
-                           "files_considered", "chunks_considered"}
+                           "files_considered", "chunks_considered", "redactions"}
+    assert report["redactions"] == []
     assert report["version"] == 1 and report["budget"] == 2048 and report["query"] is None
     assert report["tokenizer"] == "tiktoken:cl100k_base"
     assert report["text"] == texts["md"]

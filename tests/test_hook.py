@@ -221,3 +221,16 @@ def _pre_commit_env() -> dict[str, str]:
 def _git_identity() -> dict[str, str]:
     return {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
             "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def test_the_staged_diff_is_redacted_and_leaves_secret_files_out(repo: Path) -> None:
+    key = "AKIAZ3MPLQ7RT2XW9KJD"
+    (repo / ".env").write_text(f"DATABASE_PASSWORD=hunter2-{key}\n")
+    (repo / "pkg/settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{key}"\nREGION = "eu-west-1"\n')
+    git(repo, "add", "-f", ".env", "pkg/settings.py")
+    pack = context_pack.build(repo, budget=2000, staged=True)
+    assert key not in pack.text and "hunter2" not in pack.text
+    assert "+REGION = " in pack.text  # the rest of the change is there
+    assert pack.staged is not None
+    assert pack.staged["secret_files_left_out"] == [".env"]
+    assert pack.staged["diff_redactions"] and all(key not in str(r) for r in pack.staged["diff_redactions"])

@@ -321,6 +321,26 @@ class Index:
                 "chunk_bytes": chunk_bytes, "db_bytes": size, "languages": languages}
 
 
+def indexed_stats(root: Path, fingerprint: str) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of the files an existing index of `root` holds under `fingerprint`, read
+    without creating or changing anything (the walk uses it before the index is opened); {} if none."""
+    path = root / INDEX_DIR / INDEX_FILE
+    if not path.is_file():
+        return {}
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("schema") != str(SCHEMA_VERSION) or meta.get("fingerprint") != fingerprint:
+                return {}
+            rows = connection.execute("SELECT path, size, mtime_ns FROM files").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return {}
+    return {rel: (int(size), int(mtime)) for rel, size, mtime in rows}
+
+
 class _Foreign(Exception):
     """The db file is not a ctxpack index of this schema."""
 

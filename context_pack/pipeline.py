@@ -22,6 +22,7 @@ from . import parallel as parallel_module
 from . import parse as parse_module
 from . import secrets as secrets_module
 from . import terms as terms_module
+from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
@@ -202,7 +203,7 @@ def parse_fingerprint(config: Config) -> str:
     # Redacted and raw parses never share rows: --no-redact must not be served redacted text, nor the
     # default served secrets.
     parts.append(f"redact={config.redact} detect-secrets={metadata_version('detect-secrets')}")
-    for module in (parse_module, terms_module, index_module, parallel_module, secrets_module):
+    for module in (walk_module, parse_module, terms_module, index_module, parallel_module, secrets_module):
         parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
     for language, (module, _) in sorted(GRAMMARS.items()):
         parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
@@ -268,8 +269,14 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
+    fingerprint = parse_fingerprint(config)
+    seen = index_module.indexed_stats(root_path.resolve(), fingerprint) if use_cache and root_path.is_dir() else {}
+
+    def known(rel: str, size: int, mtime_ns: int) -> bool:
+        return seen.get(rel) == (size, mtime_ns)
+
     walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
-                  skip_secret_files=config.redact)
+                  skip_secret_files=config.redact, known=known if seen else None)
     if not config.redact:
         log.warning("redaction is OFF (--no-redact): secret files are read and secrets in files go into the pack")
     root_dir = walked.root
@@ -277,7 +284,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
     history = read_history(root_dir)
     blobs = tracked_blobs(root_dir) if history.available else {}
     lap("git")
-    index = Index.open(root_dir, parse_fingerprint(config), use_disk=use_cache)
+    index = Index.open(root_dir, fingerprint, use_disk=use_cache)
     stored = index.stored()
 
     reuse: list[str] = []

@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,8 +66,12 @@ def walk(
     exclude: Iterable[str] = (),
     max_file_size: int = 1_000_000,
     skip_secret_files: bool = True,
+    known: Callable[[str, int, int], bool] | None = None,
 ) -> WalkResult:
     """List the source files under `root`, sorted by path.
+
+    `known(rel, size, mtime_ns)` says a file was taken before with this stat (the index knows it): its
+    first bytes are not read again to classify it.
 
     Raises UsageError for a root that does not exist, CtxpackError for a bare git repository or a git
     directory (there is no work tree to read).
@@ -113,7 +117,7 @@ def walk(
             if _is_folder(root / rel):  # git lists a submodule as its folder
                 result.skip("submodule", rel)
             continue  # not a source or text format we know; name it with --include to take it anyway
-        reason, size = _classify(root, rel, max_file_size)
+        reason, size = _classify(root, rel, max_file_size, known)
         if reason:
             result.skip(reason, rel)
             continue
@@ -216,7 +220,8 @@ def _name_skip(name: str) -> str | None:
     return None
 
 
-def _classify(root: Path, rel: str, max_file_size: int) -> tuple[str | None, int]:
+def _classify(root: Path, rel: str, max_file_size: int,
+              known: Callable[[str, int, int], bool] | None = None) -> tuple[str | None, int]:
     """A skip reason for the file from what it is and its first bytes, or None with its size."""
     path = root / rel
     try:
@@ -225,7 +230,8 @@ def _classify(root: Path, rel: str, max_file_size: int) -> tuple[str | None, int
         return "vanished", 0  # listed, then deleted before we looked
     except OSError:
         return "unreadable", 0
-    if stat.S_ISLNK(info.st_mode):
+    linked = stat.S_ISLNK(info.st_mode)
+    if linked:
         try:
             target = path.resolve(strict=True)
             info = target.stat()
@@ -239,6 +245,8 @@ def _classify(root: Path, rel: str, max_file_size: int) -> tuple[str | None, int
         return "not a regular file", 0  # FIFO, socket, device: never opened
     if info.st_size > max_file_size:
         return "too large", info.st_size
+    if known is not None and not linked and known(rel, info.st_size, info.st_mtime_ns):
+        return None, info.st_size  # unchanged since it was classified and indexed
     try:
         head = read_source(path, max_file_size, limit=HEAD_BYTES)
     except FileNotFoundError:

@@ -40,9 +40,10 @@ def write_staged_pack(root: Path, config: Config, output: str | None = None, fmt
     from .staged import read_staged
 
     started = time.perf_counter()
-    if read_staged(root).empty:
+    change = read_staged(root)
+    if change.empty:
         return HookPack(pack=None, path=None, seconds=time.perf_counter() - started)
-    pack, _ = pipeline.build_with_corpus(root, config, fmt=fmt, staged=True)
+    pack, _ = pipeline.build_with_corpus(root, config, fmt=fmt, staged=change)
     target = Path(output or config.pack_file)
     if not target.is_absolute():
         target = root / target
@@ -138,7 +139,8 @@ def review_staged(root: Path, config: Config, backend: str, *, kind: str = "auto
     from .staged import read_staged
 
     started = time.perf_counter()
-    if read_staged(root).empty:
+    change = read_staged(root)
+    if change.empty:
         return Review(text="", pack=None, prompt_tokens=0, window=0, seconds=time.perf_counter() - started)
     server = connect(backend, kind=kind, model=model, timeout=timeout)
     try:
@@ -151,17 +153,21 @@ def review_staged(root: Path, config: Config, backend: str, *, kind: str = "auto
         if budget < 64:
             raise BackendError(f"no room for the change in the server's window of {info.window} tokens "
                                f"(max tokens {max_tokens}, prompt {overhead})")
-        for _ in range(FIT_ATTEMPTS):
-            sized = config.with_overrides(budget=budget, tokenizer=f"backend:{server.url}")
-            pack, _ = pipeline.build_with_corpus(root, sized, staged=True)
-            messages = pack.to_messages(REVIEW_REQUEST, REVIEW_SYSTEM_PROMPT)
-            prompt_tokens = server.count_prompt(messages, model_name)
-            over = prompt_tokens + max_tokens - info.window
-            if over <= 0:
-                break
-            budget -= over + SAFETY_TOKENS  # the pack met the request at a token boundary: shrink, retry
-        else:
-            raise BackendError(f"could not fit the review prompt in the window of {info.window} tokens")
+        counted = config.with_overrides(tokenizer=f"backend:{server.url}")
+        corpus, ranked = pipeline.collect_and_rank(root, counted, staged=change)  # once; only the packing retries
+        try:
+            for _ in range(FIT_ATTEMPTS):
+                pack = pipeline.pack_corpus(corpus, ranked, budget, counted, staged=change)
+                messages = pack.to_messages(REVIEW_REQUEST, REVIEW_SYSTEM_PROMPT)
+                prompt_tokens = server.count_prompt(messages, model_name)
+                over = prompt_tokens + max_tokens - info.window
+                if over <= 0:
+                    break
+                budget -= over + SAFETY_TOKENS  # the pack met the request at a token boundary: shrink, retry
+            else:
+                raise BackendError(f"could not fit the review prompt in the window of {info.window} tokens")
+        finally:
+            corpus.close()
         result = server.chat(server.chat_body(model_name, messages, max_tokens, stream=True), on_text)
         return Review(text=result.text, pack=pack, prompt_tokens=prompt_tokens, window=info.window,
                       seconds=time.perf_counter() - started)

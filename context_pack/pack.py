@@ -75,14 +75,17 @@ def pack(
     max_full_share: float | None = None,
     pinned: Sequence[PackedChunk] = (),
     header: str = "",
+    chunk_counter: Tokenizer | None = None,
 ) -> PackResult:
     """Choose chunks so that the rendered pack text, counted by `tokenizer`, is ≤ `budget`.
 
     `pinned` chunks (another section's, already chosen) are always rendered and dropped only as a last resort.
     `header` is rendered text that goes first and is counted in the budget (the staged diff).
+    `chunk_counter` counts the chunks while choosing (default: the tokenizer's `estimator`, else the tokenizer);
+    the pack text is always counted by `tokenizer`.
     """
     style = Style(normalise_format(fmt))
-    costs = _Costs(getattr(tokenizer, "estimator", None) or tokenizer, style)
+    costs = _Costs(chunk_counter or chunk_estimator(tokenizer), style)
     frame_cost = tokenizer.count(style.preamble(root_name) + header + style.postamble())
     if header:
         frame_cost += tokenizer.count(style.section("main", MAIN_AFTER_DIFF_TITLE)) + MARKER_ESTIMATE
@@ -181,6 +184,12 @@ def pack_split(
                       section_of=lambda _: "stable").chunks
     return pack(query_ranked, budget, tokenizer, fmt, root_name, line_counts, section_of=lambda _: "query",
                 pinned=stable)
+
+
+def chunk_estimator(tokenizer: Tokenizer) -> Tokenizer:
+    """What chunks are counted with while choosing: a costly tokenizer's local `estimator`, else itself."""
+    estimator: Tokenizer | None = getattr(tokenizer, "estimator", None)
+    return estimator or tokenizer
 
 
 def _fit(chunk: Chunk, room: int, full_cap: int, costs: _Costs) -> str | None:

@@ -29,6 +29,7 @@ from .history import FileHistory, read_history, tracked_blobs
 from .index import CachedFile, Index, ParsedFile, Stat, content_hash, structure_digest
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Pack, ScoredChunk
+from .pack import chunk_estimator
 from .pack import pack as pack_chunks
 from .parallel import parse_many
 from .render import Style, normalise_format
@@ -149,14 +150,13 @@ class Corpus:
         if self.index is not None:
             self.index.close()
 
-    def counting(self, tokenizer: Tokenizer) -> Tokenizer:
-        """`tokenizer` for packing, its per-chunk counts kept in the index under the tokenizer's id (the
-        packer counts chunks with a tokenizer's `estimator`; the pack text is always counted afresh)."""
+    def chunk_counter(self, tokenizer: Tokenizer) -> Tokenizer | None:
+        """What the packer counts chunks with: `tokenizer`'s chunk estimator, its counts kept in the index
+        under the tokenizer's id (the pack text is always counted afresh); None to use no store."""
         if self.index is None or tokenizer.id.startswith("backend:"):  # a server's model may change behind a URL
-            return tokenizer
+            return None
         self._count_store = self._count_store or index_module.CountCache(self.index)
-        chunk_counter = getattr(tokenizer, "estimator", None) or tokenizer
-        return _ChunkCountsCached(tokenizer, CachedTokenizer(chunk_counter, self._count_store))
+        return CachedTokenizer(chunk_estimator(tokenizer), self._count_store)
 
     def save_counts(self) -> None:
         if self._count_store is not None:
@@ -447,28 +447,6 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     return ranked
 
 
-class _ChunkCountsCached:
-    """A tokenizer whose `estimator` — what the packer counts chunks with — is a cached one."""
-
-    def __init__(self, tokenizer: Tokenizer, estimator: Tokenizer) -> None:
-        self._tokenizer = tokenizer
-        self.estimator = estimator
-
-    @property
-    def name(self) -> str:
-        return self._tokenizer.name
-
-    @property
-    def id(self) -> str:
-        return self._tokenizer.id
-
-    def count(self, text: str) -> int:
-        return self._tokenizer.count(text)
-
-    def count_many(self, texts: list[str]) -> list[int]:
-        return self._tokenizer.count_many(texts)
-
-
 def changed_chunks(chunks: Sequence[Chunk], changed_lines: Mapping[str, Sequence[tuple[int, int]]]) -> list[int]:
     """Positions of the chunks that hold any of the changed lines."""
     found = []
@@ -506,8 +484,8 @@ def pack_corpus(
             report["diff_redactions"] = [{"line": f.line, "kind": f.kind} for f in findings]
         header, diff_tokens = fit_diff(Style(fmt), diff, int(budget * MAX_DIFF_SHARE), tokenizer)
         report["diff_tokens"] = diff_tokens
-    counting = corpus.counting(tokenizer)
-    result = pack_chunks(ranked, budget, counting, fmt, corpus.root.name, corpus.line_counts, header=header)
+    result = pack_chunks(ranked, budget, tokenizer, fmt, corpus.root.name, corpus.line_counts, header=header,
+                         chunk_counter=corpus.chunk_counter(tokenizer))
     corpus.save_counts()
     return Pack(root=str(corpus.root), budget=budget, tokens=result.tokens, tokenizer=tokenizer.name,
                 query=query, format=fmt, text=result.text, chunks=result.chunks,
@@ -572,10 +550,11 @@ def build(
 def build_with_corpus(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
                       fmt: str = "md", use_cache: bool = True,
                       progress: Callable[[int, int], None] | None = None,
-                      staged: bool = False) -> tuple[Pack, Corpus]:
-    """`build` for callers that also want the corpus (the CLI reports its skips and timings)."""
+                      staged: bool | StagedChange = False) -> tuple[Pack, Corpus]:
+    """`build` for callers that also want the corpus (the CLI reports its skips and timings). `staged` may
+    be a `StagedChange` a caller already read."""
     get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
-    change = read_staged(root) if staged else None
+    change = staged if isinstance(staged, StagedChange) else read_staged(root) if staged else None
     if change is not None and change.empty:
         log.warning("nothing is staged under %s: the pack has no change to centre on", root)
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change)

@@ -40,7 +40,22 @@ class Tokenizer(Protocol):
     def count_many(self, texts: list[str]) -> list[int]: ...
 
 
-class TiktokenTokenizer:
+class _Identified:
+    """`name` (the spec as given, for reports) and `id` (what decides the counts, for caches)."""
+
+    _name: str
+    _id: str
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+
+class TiktokenTokenizer(_Identified):
     def __init__(self, encoding_name: str) -> None:
         import tiktoken
 
@@ -58,14 +73,7 @@ class TiktokenTokenizer:
                 f"that holds it, or choose another --tokenizer"
             ) from exc
         self._name = f"tiktoken:{encoding_name}"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def id(self) -> str:
-        return self._name  # an encoding name fixes its vocabulary
+        self._id = self._name  # an encoding name fixes its vocabulary
 
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
@@ -74,7 +82,7 @@ class TiktokenTokenizer:
         return [len(tokens) for tokens in self._encoding.encode_ordinary_batch(texts, num_threads=2)]
 
 
-class HuggingFaceTokenizer:
+class HuggingFaceTokenizer(_Identified):
     """A Hugging Face `tokenizers` tokenizer.json, e.g. the one in the model folder a vLLM server loads."""
 
     def __init__(self, argument: str) -> None:
@@ -99,14 +107,6 @@ class HuggingFaceTokenizer:
         self._name = f"hf:{argument}"
         self._id = f"hf:sha256:{hashlib.sha256(data).hexdigest()[:20]}"
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def id(self) -> str:
-        return self._id
-
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False))  # pack text, not a prompt
 
@@ -114,7 +114,7 @@ class HuggingFaceTokenizer:
         return [len(encoding) for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
-class GgufTokenizer:
+class GgufTokenizer(_Identified):
     """The vocabulary inside a GGUF model file, tokenised by llama.cpp itself: exact for llama.cpp servers.
 
     Loaded with `vocab_only` (no weights, no context) through llama-cpp-python's bindings of llama.cpp's C
@@ -148,14 +148,6 @@ class GgufTokenizer:
         fingerprint = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
         self._name = f"gguf:{argument}"
         self._id = f"gguf:{hashlib.sha256(fingerprint.encode()).hexdigest()[:20]}"
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def id(self) -> str:
-        return self._id
 
     def count(self, text: str) -> int:
         data = text.encode("utf-8", "replace")

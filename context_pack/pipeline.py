@@ -35,10 +35,11 @@ from .parallel import parse_many
 from .render import Style, normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .score import Ranking, compute_features, score_chunks
-from .signals import centrality, recency
+from .signals import centrality, definitions, recency
 from .signals import focus as focus_signal
 from .signals import query as query_signal
 from .signals.graph import CodeGraph
+from .signals.query_features import title_of
 from .staged import StagedChange, read_staged, without_files
 from .terms import chunk_document, query_terms
 from .tokens import CachedTokenizer, Tokenizer, get_tokenizer
@@ -137,6 +138,14 @@ class Corpus:
             starts = [c.start_line for c in self._grouped().get(chunk.path, [])]
             by_line = self._texts[chunk.path] = dict(zip(starts, texts, strict=True))
         return replace(chunk, text=by_line[chunk.start_line])
+
+    def chunk_sizes(self) -> list[int]:
+        """Each chunk's text length in characters, without reading the texts the index holds."""
+        sizes: list[int] = []
+        for path, chunks in self._grouped().items():  # in corpus order
+            stored = self.textless.get(path)
+            sizes.extend(stored[1] if stored else (len(c.text) for c in chunks))
+        return sizes
 
     def _grouped(self) -> dict[str, list[Chunk]]:
         """Chunks by file, in corpus order (files are contiguous in it)."""
@@ -434,15 +443,23 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     extra: dict[str, Sequence[float]] = {
         "recency": recency.compute(chunks, corpus.history),
         "centrality": corpus.centrality(),
+        "definitions": definitions.compute(list(chunks)),
     }
     if query and query.strip():
-        extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query))
+        learned = query_signal.LearnedInputs(
+            title_bm25=corpus.bm25(title_of(query)), sizes=corpus.chunk_sizes(),
+            priors={name: np.asarray(extra[name], dtype=np.float64)
+                    for name in ("centrality", "recency", "definitions")})
+        extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None
         extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus, centre)
         corpus.remember_graph()
+    weights = config.weights
+    if query and query.strip() and query_signal.USE_LEARNED:  # the model weighs these itself
+        weights = {**weights, **dict.fromkeys(query_signal.LEARNED_INCLUDES, 0.0)}
     features = compute_features(chunks, extra)
-    ranked = score_chunks(chunks, features, config.weights, with_text=corpus.with_text)
+    ranked = score_chunks(chunks, features, weights, with_text=corpus.with_text)
     corpus.timings["rank"] = time.perf_counter() - started
     return ranked
 

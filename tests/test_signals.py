@@ -13,6 +13,7 @@ import context_pack
 from conftest import git, init_repo
 from context_pack.config import load_config
 from context_pack.pipeline import collect, rank
+from context_pack.signals import query as query_signal
 from context_pack.signals.graph import pagerank
 from context_pack.signals.query import find_mentions
 from context_pack.terms import query_terms, tokenize
@@ -186,14 +187,18 @@ def test_query_terms_join_neighbouring_words() -> None:
     assert "shouldallow" not in terms  # stop words do not pair
 
 
-def test_partial_identifier_and_file_share(tmp_path: Path) -> None:
+@pytest.mark.parametrize("learned", [True, False])
+def test_partial_identifier_and_file_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, learned: bool) -> None:
+    monkeypatch.setattr(query_signal, "USE_LEARNED", learned)
     files = {"code/reader.py": "def prepend_filter(lines):\n    return lines\n\n\n"
                                "def unrelated_reader_helper(path):\n    return open(path).read()\n",
              "code/other.py": "def something_else(x):\n    return x\n"}
     repo = init_repo(tmp_path / "r", files)
     features = {name: feats["query"] for _, name, feats in ranked_names(repo, query="`prepend` loses indentation")}
-    assert features["prepend_filter"] == 1.0  # the partial match is the best direct match
-    assert 0 < features["unrelated_reader_helper"] < 1.0  # its file's share
+    assert features["prepend_filter"] == max(features.values())  # the partial match is the best direct match
+    if not learned:
+        assert features["prepend_filter"] == 1.0  # the hand-weighted mix is normalised to the best match
+    assert 0 < features["unrelated_reader_helper"] < features["prepend_filter"]  # its file's share
     assert features["unrelated_reader_helper"] > features["something_else"]
 
 

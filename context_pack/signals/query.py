@@ -15,6 +15,7 @@ import numpy as np
 from ..lang import GRAMMARS
 from ..model import Chunk
 from ..terms import CAMEL_RE, STOPWORDS
+from . import query_features
 from .graph import CodeGraph
 from .imports import PathIndex
 
@@ -43,6 +44,46 @@ TOP_FILES = 2
 TOP_FILE_SHARE = 0.7  # ... in one of the TOP_FILES best files
 PARTIAL_SHARE = 0.5  # a definition whose name holds a mentioned word
 MAX_PARTIAL = 12  # a word inside more defined names than this says too little
+
+# The learned ranking: a logistic model over query_features.FEATURES, fitted by `bench/train_ranker.py fit`
+# on the dev splits (cross-validated by repository; bench/RESULTS.md). False: the hand-weighted mix.
+USE_LEARNED = True
+# The model includes these query-independent signals: with a query, rank() leaves their weights out.
+LEARNED_INCLUDES = ("definitions", "tests", "recency", "centrality")
+SIZE_PENALTY = 0.3  # × log(estimated tokens), subtracted from the model's log-odds
+CHARS_PER_TOKEN = 3.6
+LEARNED_INTERCEPT = -5.9514
+LEARNED_WEIGHTS: dict[str, float] = {
+    "bm25": 0.1086,
+    "bm25_rank": 1.7696,
+    "ident": 1.7086,
+    "path": -0.7088,
+    "trace": 0.2434,
+    "direct": 3.5827,
+    "title": 3.0630,
+    "file_title": 2.8697,
+    "file_best": -0.0094,
+    "file_rank": 1.7122,
+    "file_bm25": -1.4805,
+    "file_bm25_rank": -1.5359,
+    "file_ident": -0.3738,
+    "own_share": -1.0325,
+    "path_words": 2.2646,
+    "class_ident": -2.0725,
+    "class_best": -1.9896,
+    "neighbour": 2.2285,
+    "is_imports": 1.0001,
+    "is_block": -1.5154,
+    "is_function": -0.3255,
+    "is_method": 0.3654,
+    "is_class": -0.5856,
+    "is_test": -3.0243,
+    "is_text": -1.7267,
+    "log_size": 2.2900,
+    "centrality": -0.7233,
+    "recency": 0.9942,
+    "definitions": 2.3861,
+}
 
 
 @dataclass
@@ -113,26 +154,75 @@ def _match_path(index: PathLookup, mention: str) -> list[str]:
     return []
 
 
-def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray) -> np.ndarray:
+@dataclass
+class DirectMatch:
+    """The query's direct evidence per chunk, each in [0, 1]; `direct` their hand-weighted mix."""
+
+    bm25: np.ndarray
+    ident: np.ndarray
+    path: np.ndarray
+    trace: np.ndarray
+    direct: np.ndarray
+    mentions: Mentions
+
+
+def direct_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray) -> DirectMatch:
     """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index."""
     n = len(chunks)
-    if n == 0 or not query.strip():
-        return np.zeros(n)
     top = float(bm25.max()) if bm25.size else 0.0
-    bm25_norm = bm25 / top if top > 0 else bm25
+    bm25_norm = bm25 / top if top > 0 else np.zeros(n)
     mentions = find_mentions(query)
     ident = identifier_matches(chunks, graph, mentions)
     path_hit, trace = location_matches(chunks, graph, mentions)
-
     direct = np.maximum(trace, BM25_SHARE * bm25_norm + IDENT_SHARE * ident + PATH_SHARE * path_hit)
     kind_factor = np.fromiter((TEXT_FACTOR if c.language not in GRAMMARS else TEST_FACTOR if c.is_test else 1.0
                                for c in chunks), dtype=np.float64, count=n)
     direct = direct * kind_factor
-    top_direct = float(direct.max())
-    if top_direct <= 0:
-        return direct
-    direct = direct / top_direct
-    return np.maximum(direct, file_relevance(graph, direct))
+    top_direct = float(direct.max()) if n else 0.0
+    if top_direct > 0:
+        direct = direct / top_direct
+    return DirectMatch(bm25_norm, ident, path_hit, trace, direct, mentions)
+
+
+@dataclass
+class LearnedInputs:
+    """What the learned model reads beyond the direct match: the BM25 scores of the query's first line,
+    each chunk's size in characters, and the query-independent columns (centrality, recency, definitions)."""
+
+    title_bm25: np.ndarray
+    sizes: Sequence[int]
+    priors: dict[str, np.ndarray]
+
+
+def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
+            learned: LearnedInputs | None = None) -> np.ndarray:
+    """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index. With `learned` (and
+    `USE_LEARNED`), the fitted model's probability that a chunk holds what the query needs; without, the
+    hand-weighted direct match shared with the chunks of the best files."""
+    n = len(chunks)
+    if n == 0 or not query.strip():
+        return np.zeros(n)
+    match = direct_match(chunks, graph, query, bm25)
+    if not match.direct.any():
+        return match.direct
+    if learned is not None and USE_LEARNED:
+        return learned_relevance(chunks, graph, query, match, learned)
+    return np.maximum(match.direct, file_relevance(graph, match.direct))
+
+
+def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, match: DirectMatch,
+                      inputs: LearnedInputs) -> np.ndarray:
+    """The logistic model of `bench/train_ranker.py` over `query_features.FEATURES`, as a probability."""
+    matrix = query_features.compute_features(
+        chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
+        inputs.sizes, inputs.priors, inputs.title_bm25, query)
+    logit = np.full(len(chunks), LEARNED_INTERCEPT)
+    for column, name in enumerate(query_features.FEATURES):  # column by column: the same floats everywhere
+        logit += LEARNED_WEIGHTS[name] * matrix[:, column]
+    # The model says how likely a chunk holds the fix; a pack pays for it in tokens, so big chunks wait a little.
+    tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + 8.0
+    logit -= SIZE_PENALTY * np.log(tokens)
+    return 1.0 / (1.0 + np.exp(-logit))
 
 
 def identifier_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Mentions) -> np.ndarray:

@@ -1,0 +1,304 @@
+"""Fit the query ranking's weights on the dev splits: dump every chunk's query features and gold label per
+instance, then fit a logistic model and judge it by packing, cross-validated by repository.
+
+    python bench/train_ranker.py dump --split python --n 150      # features to WORKDIR/ranker/<split>/
+    python bench/train_ranker.py dump --split multi
+    python bench/train_ranker.py fit --splits python,multi        # CV table; the weights to paste
+
+`fit` scores a model the way the benchmark does: each held-out instance's chunks are ordered by the model
+and packed greedily (full when a chunk fits and is at most half the budget, else its signature), with
+sizes estimated from characters; `line_all` is the share of instances whose gold chunks all went in full.
+A repository is never in its own training fold. Needs scikit-learn (a benchmark-only dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import retrieval as rt
+
+CHARS_PER_TOKEN = 3.6
+CHUNK_OVERHEAD = 8
+FILE_OVERHEAD = 20
+SIGNATURE_TOKENS = 25
+BUDGETS = (8000, 16000, 32000)
+
+
+# ------------------------------------------------------------------------------------------------ dump
+
+def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -> None:
+    from context_pack.config import load_config
+    from context_pack.pipeline import collect
+    from context_pack.signals import query as query_signal
+    from context_pack.signals import recency
+    from context_pack.signals.definitions import compute as definitions
+    from context_pack.signals.query_features import compute_features, title_of
+
+    config = load_config(checkout)
+    corpus = collect(checkout, config)
+    try:
+        chunks = corpus.chunks
+        graph = corpus.graph
+        query = inst.problem_statement
+        match = query_signal.direct_match(chunks, graph, query, corpus.bm25(query))
+        current = query_signal.compute(chunks, graph, query, corpus.bm25(query))
+        sizes = corpus.chunk_sizes()
+        priors = {"centrality": corpus.centrality(), "recency": np.asarray(recency.compute(chunks, corpus.history)),
+                  "definitions": np.asarray(definitions(list(chunks)))}
+        matrix = compute_features(chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct,
+                                  match.mentions.identifiers, sizes, priors, corpus.bm25(title_of(query)), query)
+        label = np.zeros(len(chunks), dtype=bool)
+        for i, chunk in enumerate(chunks):
+            lines = gold.lines.get(chunk.path)
+            if lines and any(chunk.start_line <= ln <= chunk.end_line for ln in lines):
+                label[i] = True
+        signature = np.fromiter((len(c.signature) for c in chunks), dtype=np.int32, count=len(chunks))
+        baseline = config.weights
+        prior_score = (baseline.get("centrality", 0) * priors["centrality"]
+                       + baseline.get("recency", 0) * priors["recency"]
+                       + baseline.get("definitions", 0) * priors["definitions"]
+                       + baseline.get("tests", 0) * np.fromiter((c.is_test for c in chunks), dtype=np.float64,
+                                                                count=len(chunks)))
+        partial = out.with_name(out.stem + ".partial.npz")  # renamed when whole: a run may stop anywhere
+        np.savez_compressed(partial, X=matrix.astype(np.float32), y=label, sizes=np.asarray(sizes, dtype=np.int32),
+                            signature=signature, file_of_chunk=graph.file_of_chunk.astype(np.int32),
+                            current=(baseline.get("query", 3.0) * current + prior_score).astype(np.float32),
+                            paths=np.array([c.path for c in chunks]), starts=np.array([c.start_line for c in chunks],
+                                                                                        dtype=np.int32))
+        partial.replace(out)
+    finally:
+        corpus.close()
+
+
+def dump(args: argparse.Namespace) -> None:
+    instances = rt.load_instances(args.data_dir, args.split)
+    usable = [i for i in instances if rt.parse_gold(i.patch, i.extensions).lines]
+    chosen = rt.select_instances(usable, args.n, args.seed, args.repos.split(",") if args.repos else None)
+    mirrors, missing = rt.locate_mirrors(args.mirrors, chosen)
+    if missing:
+        sys.exit(f"missing mirrors: {', '.join(missing)}")
+    out_dir = args.workdir / "ranker" / args.split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_repo: dict[str, list[rt.Instance]] = defaultdict(list)
+    for inst in chosen:
+        by_repo[inst.source_repo].append(inst)
+    for repo, group in sorted(by_repo.items()):
+        mirror = mirrors[repo]
+        group.sort(key=lambda i: rt.commit_time(mirror, i.base_commit))
+        for inst in group:
+            out = out_dir / f"{inst.instance_id}.npz"
+            if out.exists() and not args.force:
+                continue
+            checkout = rt.checkout_dir(args.workdir, inst.repo)
+            try:
+                rt.prepare_checkout(mirror, checkout, inst.base_commit)
+            except Exception as error:  # a mirror without some blob of the base commit
+                print(f"{inst.instance_id}: checkout failed ({error})", file=sys.stderr)
+                continue
+            gold = rt.parse_gold(inst.patch, inst.extensions)
+            rt.check_gold_at_base(checkout, gold)
+            if not gold.lines:
+                continue
+            started = time.perf_counter()
+            dump_instance(checkout, inst, gold, out)
+            meta = {"instance_id": inst.instance_id, "repo": repo, "language": inst.language,
+                    "gold": {p: sorted(v) for p, v in gold.lines.items()}}
+            out.with_suffix(".json").write_text(json.dumps(meta))
+            print(f"{inst.instance_id} {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------- fit
+
+class Instance:
+    def __init__(self, npz: Path) -> None:
+        data = np.load(npz)
+        meta = json.loads(npz.with_suffix(".json").read_text())
+        self.id: str = meta["instance_id"]
+        self.repo: str = meta["repo"]
+        self.language: str = meta["language"]
+        self.X = data["X"].astype(np.float64)
+        self.y = data["y"]
+        self.tokens = data["sizes"] / CHARS_PER_TOKEN + CHUNK_OVERHEAD
+        self.signature_tokens = np.where(data["signature"] > 0, data["signature"] / CHARS_PER_TOKEN + 8, np.inf)
+        self.file = data["file_of_chunk"]
+        self.current = data["current"].astype(np.float64)
+        self.gold_files = set(meta["gold"])
+        paths = data["paths"]
+        self.gold_file_chunks = {p: np.flatnonzero(paths == p) for p in self.gold_files}
+
+
+def pack_hits(inst: Instance, scores: np.ndarray, budget: int) -> tuple[bool, bool]:
+    """(line_all, file_all) of a greedy pack in score order."""
+    order = np.argsort(-scores, kind="stable")
+    room = float(budget - 60)
+    cap = budget * 0.5
+    full = np.zeros(len(scores), dtype=bool)
+    shown = np.zeros(len(scores), dtype=bool)
+    opened: set[int] = set()
+    gold = set(np.flatnonzero(inst.y).tolist())
+    for i in order[:20000]:
+        if room < 12 or (not gold and room < 12):
+            break
+        overhead = 0 if inst.file[i] in opened else FILE_OVERHEAD
+        cost = inst.tokens[i]
+        if cost <= cap and cost + overhead <= room:
+            full[i] = shown[i] = True
+        elif inst.signature_tokens[i] + overhead <= room:
+            shown[i] = True
+            cost = inst.signature_tokens[i]
+        else:
+            continue
+        room -= cost + overhead
+        opened.add(int(inst.file[i]))
+    line_all = bool(full[inst.y].all())
+    file_all = all(shown[idx].any() for idx in inst.gold_file_chunks.values())
+    return line_all, file_all
+
+
+def evaluate(instances: list[Instance], scorer: Any) -> dict[int, tuple[float, float]]:
+    results: dict[int, list[tuple[bool, bool]]] = {b: [] for b in BUDGETS}
+    for inst in instances:
+        scores = scorer(inst)
+        for b in BUDGETS:
+            results[b].append(pack_hits(inst, scores, b))
+    return {b: (100 * np.mean([r[0] for r in v]), 100 * np.mean([r[1] for r in v])) for b, v in results.items()}
+
+
+def training_rows(instances: list[Instance], negatives: int, rng: np.random.Generator,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All gold chunks, the hardest negatives (ranked high by the current ranking) and random ones; each
+    instance weighs the same in total."""
+    xs, ys, ws = [], [], []
+    for inst in instances:
+        positive = np.flatnonzero(inst.y)
+        if positive.size == 0:
+            continue
+        hard = np.argsort(-inst.current, kind="stable")[:negatives]
+        rand = rng.choice(len(inst.y), size=min(negatives, len(inst.y)), replace=False)
+        negative = np.setdiff1d(np.union1d(hard, rand), positive)
+        rows = np.concatenate([positive, negative])
+        xs.append(inst.X[rows])
+        ys.append(inst.y[rows])
+        weight = np.concatenate([np.full(positive.size, 1.0 / positive.size),
+                                 np.full(negative.size, 1.0 / max(1, negative.size))])
+        ws.append(weight)
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def fit_model(instances: list[Instance], features: list[int], c: float, negatives: int, kind: str = "logistic",
+              ) -> Any:
+    X, y, w = training_rows(instances, negatives, np.random.default_rng(0))
+    if kind == "trees":  # an upper bound on what interactions between the features could add
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15,
+                                               l2_regularization=c, random_state=0)
+        model.fit(X[:, features], y, sample_weight=w * len(instances))
+        model.decision_function = lambda Z: model.predict_proba(Z)[:, 1]  # type: ignore[method-assign]
+        return model
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=2000)
+    model.fit(X[:, features], y, sample_weight=w * len(instances))
+    return model
+
+
+def shipped_score(logit: np.ndarray, inst: Instance, prior_weights: dict[str, float]) -> np.ndarray:
+    """The score rank() makes: weights.query × the model's probability, plus the weighted priors."""
+    from context_pack.signals.query_features import FEATURES
+
+    column = {name: j for j, name in enumerate(FEATURES)}
+    score = prior_weights["query"] / (1.0 + np.exp(-logit))
+    for name in ("centrality", "recency", "definitions", "tests"):
+        values = inst.X[:, column["is_test" if name == "tests" else name]]
+        score = score + prior_weights[name] * values
+    return score
+
+
+def fit(args: argparse.Namespace) -> None:
+    from context_pack.config import DEFAULT_WEIGHTS
+    from context_pack.signals.query_features import FEATURES
+
+    instances: list[Instance] = []
+    for split in args.splits.split(","):
+        for npz in sorted((args.workdir / "ranker" / split).glob("*.npz")):
+            if npz.name.endswith(".partial.npz") or not npz.with_suffix(".json").exists():
+                continue
+            instance = Instance(npz)
+            if instance.X.shape[1] == len(FEATURES):  # else dumped before a feature was added: dump again
+                instances.append(instance)
+    repos = sorted({i.repo for i in instances})
+    print(f"{len(instances)} instances, {len(repos)} repositories")
+    dropped = set(args.drop.split(",")) if args.drop else set()
+    features = [j for j, name in enumerate(FEATURES) if name not in dropped]
+    groups = {"all": instances}
+    if args.by_language:
+        for language in sorted({i.language for i in instances}):
+            groups[language] = [i for i in instances if i.language == language]
+    print("| model | group (n) | " + " | ".join(f"{b} line_all / file_all" for b in BUDGETS) + " |")
+    print("| --- | --- | --- | --- | --- |")
+
+    def row(name: str, scorer: Any) -> None:
+        for group, members in groups.items():
+            table = evaluate(members, scorer)
+            print(f"| {name} | {group} ({len(members)}) | "
+                  + " | ".join(f"{table[b][0]:.1f} / {table[b][1]:.1f}" for b in BUDGETS) + " |", flush=True)
+
+    row("current ranking", lambda inst: inst.current)
+    for c in [float(v) for v in args.c.split(",")]:
+        models = {repo: fit_model([i for i in instances if i.repo != repo], features, c, args.negatives, args.model)
+                  for repo in repos}
+        logits = {inst.id: models[inst.repo].decision_function(inst.X[:, features]) for inst in instances}
+        row(f"{args.model} C={c}, CV by repo", lambda inst, logits=logits: logits[inst.id])
+        row("  as shipped (× query weight + priors)",
+            lambda inst, logits=logits: shipped_score(logits[inst.id], inst, DEFAULT_WEIGHTS))
+        for gamma in [float(v) for v in args.gamma.split(",")] if args.gamma else []:
+            row(f"  − {gamma} × log tokens", lambda inst, logits=logits, gamma=gamma:
+                logits[inst.id] - gamma * np.log(inst.tokens))
+    final = fit_model(instances, features, float(args.c.split(",")[-1]), args.negatives)
+    print("\nweights fitted on all instances (paste into context_pack/signals/query.py):")
+    print(f"LEARNED_INTERCEPT = {final.intercept_[0]:.4f}")
+    print("LEARNED_WEIGHTS: dict[str, float] = {")
+    weights = dict(zip([FEATURES[j] for j in features], final.coef_[0], strict=True))
+    for name in FEATURES:
+        print(f'    "{name}": {weights.get(name, 0.0):.4f},')
+    print("}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("dump")
+    d.add_argument("--split", choices=("python", "multi"), default="python")
+    d.add_argument("--n", type=int)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--repos")
+    d.add_argument("--force", action="store_true")
+    f = sub.add_parser("fit")
+    f.add_argument("--splits", default="python")
+    f.add_argument("--c", default="1.0")
+    f.add_argument("--negatives", type=int, default=2000)
+    f.add_argument("--drop", help="comma-separated feature names to leave out")
+    f.add_argument("--by-language", action="store_true")
+    f.add_argument("--model", choices=("logistic", "trees"), default="logistic")
+    f.add_argument("--gamma", help="also score logit − gamma × log(tokens), for these comma-separated gammas")
+    for p in (d, f):
+        p.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
+        p.add_argument("--mirrors", type=Path, default=rt.DEFAULT_MIRRORS)
+        p.add_argument("--data-dir", type=Path, default=rt.DEFAULT_DATA)
+    args = parser.parse_args()
+    dump(args) if args.command == "dump" else fit(args)
+
+
+if __name__ == "__main__":
+    main()

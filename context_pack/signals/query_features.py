@@ -1,0 +1,176 @@
+"""Query features: what the learned relevance model reads about each chunk, one column per name.
+
+The direct evidence (BM25 over sub-words, named identifiers and paths, traceback lines) is measured per chunk
+and summarised per file, since an issue names the file's entry point while the fix sits beside it; the
+chunk's place in its class, its graph neighbours, its kind and size say how likely it is to hold the fix.
+`bench/train_ranker.py` fits the model's weights on these columns.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..lang import GRAMMARS
+from ..model import Chunk
+from .graph import CodeGraph
+
+FEATURES: tuple[str, ...] = (
+    "bm25", "bm25_rank", "ident", "path", "trace", "direct", "title", "file_title",
+    "file_best", "file_rank", "file_bm25", "file_bm25_rank", "file_ident", "own_share", "path_words",
+    "class_ident", "class_best", "neighbour",
+    "is_imports", "is_block", "is_function", "is_method", "is_class",
+    "is_test", "is_text", "log_size",
+    "centrality", "recency", "definitions",
+)
+
+
+def _rank_value(values: np.ndarray) -> np.ndarray:
+    """1 / log2(2 + rank) for the positive values (rank 0 = the largest), 0 for the rest."""
+    out = np.zeros(len(values))
+    positive = np.flatnonzero(values > 0)
+    if positive.size:
+        order = positive[np.argsort(-values[positive], kind="stable")]
+        out[order] = 1.0 / np.log2(2.0 + np.arange(order.size))
+    return out
+
+
+def _per_file_max(graph: CodeGraph, values: np.ndarray) -> np.ndarray:
+    best = np.zeros(len(graph.files))
+    np.maximum.at(best, graph.file_of_chunk, values)
+    return best
+
+
+def class_matches(chunks: Sequence[Chunk], identifiers: dict[str, float]) -> np.ndarray:
+    """Members of a class the query names (`DataArrayRolling` → `DataArrayRolling.__iter__`)."""
+    wanted = {name.split(".")[-1]: confidence for name, confidence in identifiers.items()}
+    values = np.zeros(len(chunks))
+    if not wanted:
+        return values
+    for i, chunk in enumerate(chunks):
+        name = chunk.name
+        dot = name.rfind(".")
+        if dot > 0:
+            container = name[:dot]
+            owner = container[container.rfind(".") + 1:]
+            confidence = wanted.get(owner)
+            if confidence:
+                values[i] = confidence
+    return values
+
+
+def _container(name: str) -> str:
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else ""
+
+
+def class_best(chunks: Sequence[Chunk], values: np.ndarray) -> np.ndarray:
+    """The best value among the other members of each chunk's class (and the class itself)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, chunk in enumerate(chunks):
+        container = _container(chunk.name)
+        if container:
+            groups.setdefault((chunk.path, container), []).append(i)
+    out = np.zeros(len(chunks))
+    for members in groups.values():
+        if len(members) > 1:
+            best = values[members].max()
+            out[members] = best
+    return out
+
+
+WORD_RE = re.compile(r"[a-z][a-z0-9]+")
+GENERIC_PARTS = frozenset({"src", "lib", "core", "main", "util", "utils", "init", "index", "base", "common",
+                           "internal", "pkg", "test", "tests", "mod", "java", "org", "com"})
+
+
+def path_words(files: Sequence[str], query: str) -> np.ndarray:
+    """The share of a file's path words (directories and name, not generic ones) that the query uses."""
+    words = set(WORD_RE.findall(query.lower()))
+    out = np.zeros(len(files))
+    for i, path in enumerate(files):
+        stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
+        parts = {w for w in WORD_RE.findall(stem.lower().replace("_", " ")) if len(w) >= 3} - GENERIC_PARTS
+        if parts:
+            out[i] = len(parts & words) / len(parts)
+    return out
+
+
+def neighbour_max(graph: CodeGraph, values: np.ndarray) -> np.ndarray:
+    """The best value among each chunk's callers and callees."""
+    if graph.chunk_count == 0 or not values.any():
+        return np.zeros(graph.chunk_count)
+    from scipy import sparse
+
+    matrix = graph.chunk_matrix
+    links = (matrix + matrix.T).tocsr()
+    links.data[:] = 1.0
+    weighted = links @ sparse.diags(values)
+    return np.asarray(weighted.max(axis=1).todense()).ravel()
+
+
+def title_of(query: str) -> str:
+    """An issue's first line, its title: what it is about, said shortest."""
+    for line in query.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    top = float(values.max()) if values.size else 0.0
+    return values / top if top > 0 else np.zeros(len(values))
+
+
+def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.ndarray, ident: np.ndarray,
+                     path_hit: np.ndarray, trace: np.ndarray, direct: np.ndarray,
+                     identifiers: dict[str, float], sizes: Sequence[int],
+                     priors: dict[str, np.ndarray], title_bm25: np.ndarray, query: str) -> np.ndarray:
+    """A (chunks × FEATURES) matrix. `direct` is the hand-weighted direct match in [0, 1]; `sizes` the
+    chunks' text lengths in characters; `priors` the centrality, recency and definitions columns;
+    `title_bm25` each chunk's BM25 score for the query's first line."""
+    n = len(chunks)
+    title = _normalised(title_bm25)
+    columns: dict[str, np.ndarray] = {
+        "bm25": bm25_norm, "bm25_rank": _rank_value(bm25_norm), "ident": ident, "path": path_hit,
+        "trace": trace, "direct": direct, "title": title,
+        "file_title": _per_file_max(graph, title)[graph.file_of_chunk],
+    }
+    file_best = _per_file_max(graph, direct)
+    columns["file_best"] = file_best[graph.file_of_chunk]
+    file_rank = np.zeros(len(graph.files))
+    positive = np.flatnonzero(file_best > 0)
+    order = positive[np.argsort(-file_best[positive], kind="stable")]
+    file_rank[order] = 1.0 / (1.0 + np.arange(order.size))
+    columns["file_rank"] = file_rank[graph.file_of_chunk]
+    file_bm25 = np.zeros(len(graph.files))
+    np.add.at(file_bm25, graph.file_of_chunk, bm25_norm)
+    top = float(file_bm25.max()) if file_bm25.size else 0.0
+    columns["file_bm25"] = (file_bm25 / top if top > 0 else file_bm25)[graph.file_of_chunk]
+    columns["file_bm25_rank"] = _rank_value(file_bm25)[graph.file_of_chunk]
+    columns["file_ident"] = _per_file_max(graph, ident)[graph.file_of_chunk]
+    columns["path_words"] = path_words(graph.files, query)[graph.file_of_chunk]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns["own_share"] = np.where(columns["file_best"] > 0, direct / columns["file_best"], 0.0)
+    columns["class_ident"] = class_matches(chunks, identifiers)
+    columns["class_best"] = class_best(chunks, direct)
+    columns["neighbour"] = neighbour_max(graph, direct)
+    kinds = [c.kind for c in chunks]
+    columns["is_imports"] = np.fromiter((k == "imports" for k in kinds), dtype=np.float64, count=n)
+    columns["is_block"] = np.fromiter((k == "block" for k in kinds), dtype=np.float64, count=n)
+    columns["is_function"] = np.fromiter((k == "function" for k in kinds), dtype=np.float64, count=n)
+    columns["is_method"] = np.fromiter((k == "method" for k in kinds), dtype=np.float64, count=n)
+    columns["is_class"] = np.fromiter((k in ("class", "struct", "interface", "enum", "trait", "impl")
+                                       for k in kinds), dtype=np.float64, count=n)
+    columns["is_test"] = np.fromiter((c.is_test for c in chunks), dtype=np.float64, count=n)
+    columns["is_text"] = np.fromiter((c.language not in GRAMMARS for c in chunks), dtype=np.float64, count=n)
+    columns["log_size"] = np.fromiter((math.log1p(s) / 10.0 for s in sizes), dtype=np.float64, count=n)
+    for name in ("centrality", "recency", "definitions"):
+        columns[name] = np.asarray(priors[name], dtype=np.float64)
+    matrix = np.zeros((n, len(FEATURES)))
+    for column, name in enumerate(FEATURES):
+        matrix[:, column] = columns[name]
+    return matrix

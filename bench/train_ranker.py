@@ -213,6 +213,49 @@ def fit_model(instances: list[Instance], features: list[int], c: float, negative
     return model
 
 
+def file_aggregates(inst: Instance, logit: np.ndarray) -> np.ndarray:
+    """Stage-two columns: the file's best first-pass probability, the file's rank by it, the chunk's share."""
+    p = 1.0 / (1.0 + np.exp(-logit))
+    files = int(inst.file.max()) + 1 if inst.file.size else 0
+    best = np.zeros(files)
+    np.maximum.at(best, inst.file, p)
+    total = np.zeros(files)
+    np.add.at(total, inst.file, p)
+    order = np.argsort(-best, kind="stable")
+    rank = np.zeros(files)
+    rank[order] = 1.0 / (1.0 + np.arange(files))
+    top = p.max() if p.size else 1.0
+    return np.column_stack([best[inst.file] / top, rank[inst.file], total[inst.file] / max(total.max(), 1e-9),
+                            p / np.maximum(best[inst.file], 1e-9), p / top])
+
+
+def second_pass(instances: list[Instance], logits: dict[str, np.ndarray], repos: list[str], c: float,
+                negatives: int) -> dict[str, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    stacked = {inst.id: np.column_stack([inst.X, file_aggregates(inst, logits[inst.id])]) for inst in instances}
+    out = {}
+    for repo in repos:
+        xs, ys, ws = [], [], []
+        for inst in instances:
+            if inst.repo == repo or not inst.y.any():
+                continue
+            positive = np.flatnonzero(inst.y)
+            hard = np.argsort(-logits[inst.id], kind="stable")[:negatives]
+            negative = np.setdiff1d(hard, positive)
+            rows = np.concatenate([positive, negative])
+            xs.append(stacked[inst.id][rows])
+            ys.append(inst.y[rows])
+            ws.append(np.concatenate([np.full(positive.size, 1.0 / positive.size),
+                                      np.full(negative.size, 1.0 / max(1, negative.size))]))
+        model = LogisticRegression(C=c, max_iter=3000)
+        model.fit(np.concatenate(xs), np.concatenate(ys), sample_weight=np.concatenate(ws) * len(xs))
+        for inst in instances:
+            if inst.repo == repo:
+                out[inst.id] = model.decision_function(stacked[inst.id])
+    return out
+
+
 def shipped_score(logit: np.ndarray, inst: Instance, prior_weights: dict[str, float]) -> np.ndarray:
     """The score rank() makes: weights.query × the model's probability, plus the weighted priors."""
     from context_pack.signals.query_features import FEATURES
@@ -254,14 +297,21 @@ def fit(args: argparse.Namespace) -> None:
             print(f"| {name} | {group} ({len(members)}) | "
                   + " | ".join(f"{table[b][0]:.1f} / {table[b][1]:.1f}" for b in BUDGETS) + " |", flush=True)
 
-    row("current ranking", lambda inst: inst.current)
-    for c in [float(v) for v in args.c.split(",")]:
+    if not args.no_cv:
+        row("current ranking", lambda inst: inst.current)
+    for c in [] if args.no_cv else [float(v) for v in args.c.split(",")]:
         models = {repo: fit_model([i for i in instances if i.repo != repo], features, c, args.negatives, args.model)
                   for repo in repos}
         logits = {inst.id: models[inst.repo].decision_function(inst.X[:, features]) for inst in instances}
         row(f"{args.model} C={c}, CV by repo", lambda inst, logits=logits: logits[inst.id])
         row("  as shipped (× query weight + priors)",
             lambda inst, logits=logits: shipped_score(logits[inst.id], inst, DEFAULT_WEIGHTS))
+        if args.second_pass:
+            second = second_pass(instances, logits, repos, c, args.negatives)
+            row("  second pass (file aggregates of the first)", lambda inst, second=second: second[inst.id])
+            for gamma in [float(v) for v in args.gamma.split(",")] if args.gamma else []:
+                row(f"  second pass − {gamma} × log tokens", lambda inst, second=second, gamma=gamma:
+                    second[inst.id] - gamma * np.log(inst.tokens))
         for gamma in [float(v) for v in args.gamma.split(",")] if args.gamma else []:
             row(f"  − {gamma} × log tokens", lambda inst, logits=logits, gamma=gamma:
                 logits[inst.id] - gamma * np.log(inst.tokens))
@@ -291,6 +341,8 @@ def main() -> None:
     f.add_argument("--drop", help="comma-separated feature names to leave out")
     f.add_argument("--by-language", action="store_true")
     f.add_argument("--model", choices=("logistic", "trees"), default="logistic")
+    f.add_argument("--no-cv", action="store_true", help="only fit on everything and print the weights")
+    f.add_argument("--second-pass", action="store_true", help="also a second pass on the first's file scores")
     f.add_argument("--gamma", help="also score logit − gamma × log(tokens), for these comma-separated gammas")
     for p in (d, f):
         p.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)

@@ -1,8 +1,11 @@
-"""Query relevance: BM25 over identifier sub-words (from the index), boosted by what the query names
+"""Query relevance. The evidence: BM25 over identifier sub-words (from the index), what the query names
 outright — identifiers (backticks, `Class.method`, snake_case, CamelCase, calls), file paths and modules,
-file:line locations from pasted tracebacks — and shared with the other chunks of the best files, since a
-fix is most often beside what the issue names. (Spreading along call edges was measured and did not pay:
-bench/RESULTS.md.)"""
+file:line locations from pasted tracebacks. By default a logistic model (weights fitted by
+`bench/train_ranker.py`) reads that evidence per chunk and per file with the features of `query_features`
+and gives the probability that a chunk holds what the query needs; the older hand-weighted mix (`direct`,
+shared with the other chunks of the best files) is one of its inputs and stays available with
+`USE_LEARNED = False`. bench/RESULTS.md has the measurements behind both.
+"""
 
 from __future__ import annotations
 

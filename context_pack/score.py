@@ -19,12 +19,10 @@ def compute_features(chunks: Sequence[Chunk], extra: Mapping[str, Sequence[float
                      ) -> np.ndarray:
     """A (chunks × FEATURE_NAMES) matrix; a signal that does not apply is 0."""
     chunk_list = list(chunks)
-    columns: dict[str, Sequence[float] | np.ndarray] = {
-        "definitions": definitions.compute(chunk_list),
-        "tests": tests.compute(chunk_list),
-        "todo": todo.compute(chunk_list),
-        **(extra or {}),
-    }
+    columns: dict[str, Sequence[float] | np.ndarray] = dict(extra or {})
+    for name, signal in (("definitions", definitions), ("tests", tests), ("todo", todo)):
+        if name not in columns:  # the caller may have computed it already
+            columns[name] = signal.compute(chunk_list)
     matrix = np.zeros((len(chunk_list), len(FEATURE_NAMES)))
     for column, name in enumerate(FEATURE_NAMES):
         if name in columns and len(chunk_list):

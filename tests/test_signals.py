@@ -215,3 +215,35 @@ def test_python_builtins_do_not_make_a_same_named_definition_central(tmp_path: P
     repo = init_repo(tmp_path / "r", files)
     features = {name: feats for _, name, feats in ranked_names(repo)}
     assert features["helper_used"]["centrality"] > features["str"]["centrality"]
+
+
+def test_query_features_of_classes_and_paths() -> None:
+    from context_pack.model import Chunk
+    from context_pack.signals.query_features import class_best, class_matches, path_words
+
+    def chunk(path: str, name: str) -> Chunk:
+        return Chunk(path=path, language="python", kind="method" if "." in name else "function", name=name,
+                     start_line=1, end_line=1, text="")
+
+    chunks = [chunk("a.py", "Rolling.__iter__"), chunk("a.py", "Rolling.mean"), chunk("b.py", "Rolling.mean"),
+              chunk("a.py", "helper")]
+    assert class_matches(chunks, {"xr.Rolling": 0.8}).tolist() == [0.8, 0.8, 0.8, 0.0]
+    # the best of the same class in the same file; a class alone in its file, or no class, gets 0
+    assert class_best(chunks, np.array([0.1, 0.7, 0.9, 0.5])).tolist() == [0.7, 0.7, 0.0, 0.0]
+    shares = path_words(["xarray/core/rolling.py", "xarray/core/dataset.py", "src/util.py"],
+                        "DataArrayRolling ignores center when iterating rolling windows in xarray")
+    assert shares.tolist() == [1.0, 0.5, 0.0]
+
+
+def test_learned_ranking_puts_the_named_class_first(tmp_path: Path) -> None:
+    files = {"lib/rolling.py": "class Rolling:\n    def __iter__(self):\n        yield from self.windows\n\n"
+                               "    def mean(self):\n        return sum(self.windows)\n",
+             "lib/frame.py": "class Frame:\n    def rolling(self, size):\n        return size\n\n"
+                             "    def copy(self):\n        return Frame()\n",
+             "docs/notes.md": "Rolling windows are iterated in order.\n"}
+    repo = init_repo(tmp_path / "r", files)
+    ranked = ranked_names(repo, query="`Rolling` iteration ignores the center argument")
+    assert ranked[0][1] == "Rolling"
+    values = {path: feats["query"] for path, _, feats in ranked}
+    assert all(0.0 < v < 1.0 for v in values.values())  # probabilities
+    assert values["lib/rolling.py"] > values["lib/frame.py"]

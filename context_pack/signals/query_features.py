@@ -8,7 +8,6 @@ chunk's place in its class, its graph neighbours, its kind and size say how like
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -26,6 +25,9 @@ FEATURES: tuple[str, ...] = (
     "is_test", "is_text", "log_size",
     "centrality", "recency", "definitions",
 )
+
+
+CLASS_KINDS = np.array(["class", "struct", "interface", "enum", "trait", "impl"], dtype=object)
 
 
 def _rank_value(values: np.ndarray) -> np.ndarray:
@@ -62,23 +64,17 @@ def class_matches(chunks: Sequence[Chunk], identifiers: dict[str, float]) -> np.
     return values
 
 
-def _container(name: str) -> str:
-    dot = name.rfind(".")
-    return name[:dot] if dot > 0 else ""
-
-
 def class_best(chunks: Sequence[Chunk], values: np.ndarray) -> np.ndarray:
     """The best value among the other members of each chunk's class (and the class itself)."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, chunk in enumerate(chunks):
-        container = _container(chunk.name)
-        if container:
-            groups.setdefault((chunk.path, container), []).append(i)
-    out = np.zeros(len(chunks))
-    for members in groups.values():
-        if len(members) > 1:
-            best = values[members].max()
-            out[members] = best
+    keys = [f"{c.path}\0{c.name[:c.name.rfind('.')]}" if c.name.rfind(".") > 0 else "" for c in chunks]
+    if not keys:
+        return np.zeros(0)
+    unique, group = np.unique(np.array(keys, dtype=object), return_inverse=True)
+    best = np.zeros(len(unique))
+    np.maximum.at(best, group, values)
+    sizes = np.bincount(group, minlength=len(unique))
+    out = best[group]
+    out[(sizes[group] < 2) | (np.array([not k for k in keys]))] = 0.0  # no class, or alone in it
     return out
 
 
@@ -158,16 +154,15 @@ def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.nd
     columns["class_ident"] = class_matches(chunks, identifiers)
     columns["class_best"] = class_best(chunks, direct)
     columns["neighbour"] = neighbour_max(graph, direct)
-    kinds = [c.kind for c in chunks]
-    columns["is_imports"] = np.fromiter((k == "imports" for k in kinds), dtype=np.float64, count=n)
-    columns["is_block"] = np.fromiter((k == "block" for k in kinds), dtype=np.float64, count=n)
-    columns["is_function"] = np.fromiter((k == "function" for k in kinds), dtype=np.float64, count=n)
-    columns["is_method"] = np.fromiter((k == "method" for k in kinds), dtype=np.float64, count=n)
-    columns["is_class"] = np.fromiter((k in ("class", "struct", "interface", "enum", "trait", "impl")
-                                       for k in kinds), dtype=np.float64, count=n)
+    kinds = np.array([c.kind for c in chunks], dtype=object)
+    columns["is_imports"] = (kinds == "imports").astype(np.float64)
+    columns["is_block"] = (kinds == "block").astype(np.float64)
+    columns["is_function"] = (kinds == "function").astype(np.float64)
+    columns["is_method"] = (kinds == "method").astype(np.float64)
+    columns["is_class"] = np.isin(kinds, CLASS_KINDS).astype(np.float64)
     columns["is_test"] = np.fromiter((c.is_test for c in chunks), dtype=np.float64, count=n)
     columns["is_text"] = np.fromiter((c.language not in GRAMMARS for c in chunks), dtype=np.float64, count=n)
-    columns["log_size"] = np.fromiter((math.log1p(s) / 10.0 for s in sizes), dtype=np.float64, count=n)
+    columns["log_size"] = np.log1p(np.asarray(sizes, dtype=np.float64)) / 10.0
     for name in ("centrality", "recency", "definitions"):
         columns[name] = np.asarray(priors[name], dtype=np.float64)
     matrix = np.zeros((n, len(FEATURES)))

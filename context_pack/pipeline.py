@@ -28,7 +28,7 @@ from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
 from .index import CachedFile, Index, ParsedFile, Stat, content_hash, structure_digest
 from .lang import GRAMMARS, query_source
-from .model import Chunk, File, Pack, ScoredChunk
+from .model import Chunk, File, Links, Pack, ScoredChunk
 from .pack import chunk_estimator
 from .pack import pack as pack_chunks
 from .parallel import parse_many
@@ -68,7 +68,7 @@ class Corpus:
     # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
     textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     _graph: CodeGraph | None = None
-    _texts: dict[str, dict[int, str]] = field(default_factory=dict)  # path -> start line -> text
+    _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line
     _by_path: dict[str, list[Chunk]] | None = None
     _count_store: index_module.CountCache | None = None
 
@@ -76,7 +76,7 @@ class Corpus:
     def graph(self) -> CodeGraph:
         """The code graph; its matrices come from the index when the structure is unchanged."""
         if self._graph is None:
-            self._graph = CodeGraph(self.chunks, self.facts, linked=self._with_links, stored=self._stored_matrices)
+            self._graph = CodeGraph(self.chunks, self.facts, links=self._links, stored=self._stored_matrices)
         return self._graph
 
     def _stored_matrices(self) -> tuple[Any, Any] | None:
@@ -108,35 +108,38 @@ class Corpus:
         if self.index is not None and self.structure_key:
             self.index.put_derived(kind, self._derived_key(), value)
 
-    def _with_links(self) -> list[Chunk]:
-        """The chunks with their references and imports, which chunks loaded from the index come without."""
-        if not self.textless:
-            return self.chunks
-        linked: list[Chunk] = []
+    def _links(self) -> list[Links]:
+        """Each chunk's (references, imports): chunks loaded from the index come without them."""
+        stored = {}
+        if self.textless and self.index is not None:
+            stored = self.index.all_links({path: (digest, len(lengths))
+                                           for path, (digest, lengths) in self.textless.items()})
+        links: list[Links] = []
         for path, chunks in self._grouped().items():
             if path not in self.textless:
-                linked.extend(chunks)
+                links.extend((chunk.references, chunk.imports) for chunk in chunks)
                 continue
-            links = self.index.links(path, self.textless[path][0]) if self.index is not None else None
-            if links is None or len(links) != len(chunks):
+            found = stored.get(path)
+            if found is None or len(found) != len(chunks):
                 raise CtxpackError(f"the index changed under this build ({path}); run it again")
-            linked.extend(replace(chunk, references=refs, imports=imports)
-                          for chunk, (refs, imports) in zip(chunks, links, strict=True))
-        return linked
+            links.extend(found)
+        return links
 
     def with_text(self, chunk: Chunk) -> Chunk:
-        """The chunk with its text, read from the index for chunks that were loaded without it."""
+        """The chunk with its text and details (signature, redactions), read from the index for chunks that
+        were loaded without them."""
         if chunk.text or chunk.path not in self.textless:
             return chunk
         by_line = self._texts.get(chunk.path)
         if by_line is None:
             digest, lengths = self.textless[chunk.path]
-            texts = self.index.texts(chunk.path, digest, lengths) if self.index is not None else None
-            if texts is None:
+            bodies = self.index.bodies(chunk.path, digest, lengths) if self.index is not None else None
+            if bodies is None:
                 raise CtxpackError(f"the index changed under this build ({chunk.path}); run it again")
             starts = [c.start_line for c in self._grouped().get(chunk.path, [])]
-            by_line = self._texts[chunk.path] = dict(zip(starts, texts, strict=True))
-        return replace(chunk, text=by_line[chunk.start_line])
+            by_line = self._texts[chunk.path] = dict(zip(starts, bodies, strict=True))
+        text, (signature, signature_line, redactions) = by_line[chunk.start_line]
+        return replace(chunk, text=text, signature=signature, signature_line=signature_line, redactions=redactions)
 
     def _grouped(self) -> dict[str, list[Chunk]]:
         """Chunks by file, in corpus order (files are contiguous in it)."""
@@ -399,11 +402,11 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
     kept: dict[str, CachedFile] = {}
     for path, entry in cached.items():
         try:
-            texts = failed.texts(path, entry.hash, entry.lengths)
-            links = failed.links(path, entry.hash)
+            bodies = failed.bodies(path, entry.hash, entry.lengths)
+            links = failed.links(path, entry.hash, len(entry.chunks))
         except sqlite3.Error:
-            texts = links = None
-        if texts is None or links is None or len(links) != len(entry.chunks):
+            bodies = links = None
+        if bodies is None or links is None:
             try:
                 source = read_source(root / path, config.max_file_size)
             except OSError:
@@ -413,8 +416,10 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
                                        config.block_max_lines, redact_secrets=config.redact)[path]
             changed[path] = everything[path] = ParsedFile(entry.hash, entry.stat, language, result.chunks, terms)
             continue
-        chunks = [replace(chunk, text=text, references=refs, imports=imports)
-                  for chunk, text, (refs, imports) in zip(entry.chunks, texts, links, strict=True)]
+        chunks = [replace(chunk, text=text, signature=signature, signature_line=line, redactions=redactions,
+                          references=refs, imports=imports)
+                  for chunk, (text, (signature, line, redactions)), (refs, imports)
+                  in zip(entry.chunks, bodies, links, strict=True)]
         kept[path] = CachedFile(entry.hash, entry.stat, chunks, entry.lengths)
         everything[path] = ParsedFile(entry.hash, entry.stat, chunks[0].language if chunks else "text", chunks,
                                       [chunk_document(chunk) for chunk in chunks])

@@ -234,7 +234,7 @@ def test_graph_matrices_are_cached_and_a_damaged_copy_is_rebuilt(tmp_path: Path)
     second = collect(repo, config)
     assert (second.graph.chunk_matrix.toarray() == expected).all()
     assert not second.graph.matrices_made  # loaded, not made: no links were read
-    assert "linked_chunks" not in second.graph.__dict__
+    assert "chunk_links" not in second.graph.__dict__
     second.close()
 
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
@@ -266,3 +266,37 @@ def test_chunk_token_counts_are_kept_in_the_index_per_tokenizer(tmp_path: Path) 
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         (ids,) = db.execute("SELECT COUNT(DISTINCT tokenizer) FROM token_counts").fetchone()
     assert ids == 1 and tokenizer_id == get_tokenizer().id
+
+
+@pytest.mark.parametrize("odd", ["", "\x1f", "a\x1eb", "\x1d", "ü 名前"])
+def test_index_rows_read_back_exactly_even_with_separator_characters(odd: str) -> None:
+    from dataclasses import replace
+
+    from context_pack.index import (
+        decode_chunks,
+        decode_details,
+        decode_links,
+        encode_chunks,
+        encode_details,
+        encode_links,
+    )
+    from context_pack.model import Chunk
+
+    chunks = [
+        Chunk("a.py", "python", "function", "f", 1, 3, "def f():\n    x\n    y\n", signature="def f():",
+              signature_line=1, symbols=("f",), references=("x", "y"), imports=(), todo_count=2, is_test=False),
+        Chunk("a.py", "python", "block", "", 4, 4, "\n"),
+        Chunk("a.py", "python", "class", f"C{odd}", 5, 6, "class C:\n    pass\n", signature="class C:",
+              signature_line=5, symbols=(odd,), references=(odd, "z"), imports=(odd,), is_test=True,
+              redactions=((6, "aws-key"),)),
+    ]
+    names, numbers = encode_chunks(chunks)
+    light, lengths = decode_chunks("a.py", "python", names, numbers)
+    assert light == [replace(c, text="", signature="", signature_line=0, references=(), imports=(), redactions=())
+                     for c in chunks]
+    assert lengths == [len(c.text) for c in chunks]
+    assert decode_links(encode_links(chunks), len(chunks)) == [(c.references, c.imports) for c in chunks]
+    assert decode_details(encode_details(chunks)) == [(c.signature, c.signature_line, c.redactions) for c in chunks]
+    assert decode_chunks("e.py", "python", *encode_chunks([])) == ([], [])
+    with pytest.raises(ValueError):
+        decode_links(encode_links(chunks), len(chunks) + 1)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..model import Chunk
+from ..model import Chunk, Links
 from ..repo_facts import RepoFacts
 from .imports import resolve_imports
 
@@ -35,13 +35,13 @@ class CodeGraph:
     the matrices only when a ranking asks (centrality is usually cached, so a warm build never does)."""
 
     def __init__(self, chunks: Sequence[Chunk], facts: RepoFacts,
-                 linked: Callable[[], Sequence[Chunk]] | None = None,
+                 links: Callable[[], Sequence[Links]] | None = None,
                  stored: Callable[[], tuple[sparse.csr_matrix, sparse.csr_matrix] | None] | None = None) -> None:
-        """`linked` gives the same chunks with their references and imports, when `chunks` lack them;
-        `stored` gives the (chunk, file) matrices kept from an earlier build, or None."""
+        """`links` gives each chunk's (references, imports), when `chunks` lack them (chunks loaded from the
+        index); `stored` gives the (chunk, file) matrices kept from an earlier build, or None."""
         self.chunks = chunks
         self.facts = facts
-        self._linked = linked
+        self._links = links
         self._stored = stored
         self.files: list[str] = sorted({c.path for c in chunks})
         self.file_id = {path: i for i, path in enumerate(self.files)}
@@ -58,8 +58,14 @@ class CodeGraph:
         return len(self.chunks)
 
     @cached_property
-    def linked_chunks(self) -> Sequence[Chunk]:
-        return self._linked() if self._linked is not None else self.chunks
+    def chunk_links(self) -> Sequence[Links]:
+        """Each chunk's (references, imports), in chunk order."""
+        if self._links is not None:
+            links = self._links()
+            if len(links) != len(self.chunks):
+                raise ValueError(f"{len(links)} links for {len(self.chunks)} chunks")
+            return links
+        return [(chunk.references, chunk.imports) for chunk in self.chunks]
 
     @property
     def matrices_made(self) -> bool:
@@ -82,12 +88,12 @@ class CodeGraph:
         self.__dict__["_made"] = True
         from scipy import sparse
 
-        chunks = self.linked_chunks
+        chunks = self.chunks
         qualified_owner: dict[str, int] = {}
         for i, chunk in enumerate(chunks):
             if chunk.name and chunk.kind not in ("block", "imports"):
                 qualified_owner.setdefault(f"{chunk.path}\0{chunk.name}", i)
-        ref_src, ref_dst, ref_weight = _reference_edges(chunks, self.definitions)
+        ref_src, ref_dst, ref_weight = _reference_edges(chunks, self.chunk_links, self.definitions)
         owner_src: list[int] = []
         owner_dst: list[int] = []
         for i, chunk in enumerate(chunks):
@@ -107,8 +113,8 @@ class CodeGraph:
         """Resolved import edges, file -> files."""
         facts_by_file: dict[str, tuple[str, set[str]]] = {}
         namespaces: dict[str, list[str]] = defaultdict(list)
-        for chunk in self.linked_chunks:
-            facts_by_file.setdefault(chunk.path, (chunk.language, set()))[1].update(chunk.imports)
+        for chunk, (_, imports) in zip(self.chunks, self.chunk_links, strict=True):
+            facts_by_file.setdefault(chunk.path, (chunk.language, set()))[1].update(imports)
             if chunk.kind == "namespace" and chunk.name:
                 namespaces[chunk.path].append(chunk.name)
         return resolve_imports(facts_by_file, self.facts, namespaces)
@@ -141,7 +147,7 @@ def build_graph(chunks: Sequence[Chunk], facts: RepoFacts) -> CodeGraph:
     return CodeGraph(chunks, facts)
 
 
-def _reference_edges(chunks: Sequence[Chunk],
+def _reference_edges(chunks: Sequence[Chunk], links: Sequence[Links],
                      definitions: Mapping[str, list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(source, target, weight) arrays: each use of a name points at every chunk defining it, 1/#definitions.
 
@@ -158,9 +164,9 @@ def _reference_edges(chunks: Sequence[Chunk],
                                count=int(counts.sum()))
     uses: list[int] = []
     per_chunk: list[int] = []
-    for chunk in chunks:
+    for chunk, (references, _) in zip(chunks, links, strict=True):
         lookup = python_name_id if chunk.language == "python" else name_id
-        ids = [lookup.get(name, -1) for name in chunk.references]
+        ids = [lookup.get(name, -1) for name in references]
         uses.extend(ids)
         per_chunk.append(len(ids))
     use_name = np.asarray(uses, dtype=np.int64)

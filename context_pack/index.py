@@ -21,16 +21,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .model import Chunk, Links
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
+RESULTS = 8  # packs kept (`results`)
 APPLICATION_ID = 0x63747870  # "ctxp": marks the file as ours
 # sqlite errors that say the disk or the permissions are at fault, not the db file (SQLITE_READONLY,
 # SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_FULL, SQLITE_NOMEM): fall back to memory and leave the file alone.
@@ -133,6 +132,8 @@ def encode_chunks(chunks: Sequence[Chunk]) -> tuple[str, bytes]:
     """What ranking reads of a file's chunks: (kinds, names and symbols as text; numbers as an array).
     The text itself is stored once per file (`source`) and cut back out by each chunk's length; uses and
     imports (`links`) and what only packing needs (`details`) are stored apart."""
+    import numpy as np  # here, not at the top: a build whose pack is cached needs no numpy
+
     numbers = np.array([[c.start_line, c.end_line, len(c.text), c.todo_count, int(c.is_test)] for c in chunks],
                        dtype="<i8").reshape(-1).tobytes()
     joined = _joined([field for c in chunks for field in (c.kind, c.name, c.symbols)])
@@ -143,6 +144,8 @@ def encode_chunks(chunks: Sequence[Chunk]) -> tuple[str, bytes]:
 
 def decode_chunks(path: str, language: str, names: str, numbers: bytes) -> tuple[list[Chunk], list[int]]:
     """A file's chunks without their text, references, imports and details, and each text's length."""
+    import numpy as np
+
     values = np.frombuffer(numbers, dtype="<i8").tolist()
     count = len(values) // _NUMBERS
     if len(values) != count * _NUMBERS:
@@ -276,6 +279,8 @@ class Index:
                 # Porter stemming, so an issue's "formsets" finds the code's `formset`.
                 db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
                            "tokenize = 'porter unicode61 remove_diacritics 0')")
+                # Whole packs by the digest of everything they depend on (`pipeline.result_key`), the newest few.
+                db.execute("CREATE TABLE results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA_VERSION)), ("fingerprint", self.fingerprint)])
                 return
@@ -287,11 +292,13 @@ class Index:
             db.execute("SELECT key, value FROM derived LIMIT 1").fetchall()
             db.execute("SELECT tokenizer, digest, count FROM token_counts LIMIT 1").fetchall()
             db.execute("SELECT path, ordinal, body FROM terms LIMIT 1").fetchall()
+            db.execute("SELECT key, value FROM results LIMIT 1").fetchall()
             if meta.get("fingerprint") != self.fingerprint:  # parser or settings changed: every parse is stale
                 db.execute("DELETE FROM files")
                 db.execute("DELETE FROM terms")
                 db.execute("DELETE FROM derived")
                 db.execute("DELETE FROM token_counts")
+                db.execute("DELETE FROM results")
                 db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (self.fingerprint,))
 
     def close(self) -> None:
@@ -401,6 +408,20 @@ class Index:
                 self.db.execute("INSERT INTO derived (key, value) VALUES (?, ?)", (prefix + key, value))
         except sqlite3.Error as exc:  # read-only or busy: the value is recomputed next time
             log.warning("could not store the %s in the index (%s)", kind, exc)
+
+    def result(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def put_result(self, key: str, value: str) -> None:
+        """Keep the newest RESULTS packs: a few queries or budgets asked in turn are all served."""
+        try:
+            with self._transaction():
+                self.db.execute("INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)", (key, value))
+                self.db.execute("DELETE FROM results WHERE rowid NOT IN "
+                                "(SELECT rowid FROM results ORDER BY rowid DESC LIMIT ?)", (RESULTS,))
+        except sqlite3.Error as exc:  # read-only or busy: the pack is built again next time
+            log.warning("could not store the pack in the index (%s)", exc)
 
     def bm25(self, terms: Sequence[str]) -> list[tuple[str, int, float]]:
         """(path, chunk ordinal, BM25 score) of every chunk holding at least one of the terms."""

@@ -254,14 +254,17 @@ def test_chunk_token_counts_are_kept_in_the_index_per_tokenizer(tmp_path: Path) 
     assert len(rows) == 1 and rows[0][1] >= len(first["chunks"])
     tokenizer_id = rows[0][0]
     # Poison the stored counts: a build must still hold its budget, since the pack text is counted afresh.
+    # (The cached pack is dropped each time: it would answer these builds without counting anything.)
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         db.execute("UPDATE token_counts SET count = 1")
+        db.execute("DELETE FROM results")
     poisoned = context_pack.build(repo, budget=1500)
     from context_pack.tokens import get_tokenizer
 
     assert get_tokenizer().count(poisoned.text) == poisoned.tokens <= 1500
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         db.execute("DELETE FROM token_counts")
+        db.execute("DELETE FROM results")
     assert context_pack.build(repo, budget=1500).to_json_dict() == first  # counted again, the same pack
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         (ids,) = db.execute("SELECT COUNT(DISTINCT tokenizer) FROM token_counts").fetchone()
@@ -300,3 +303,58 @@ def test_index_rows_read_back_exactly_even_with_separator_characters(odd: str) -
     assert decode_chunks("e.py", "python", *encode_chunks([])) == ([], [])
     with pytest.raises(ValueError):
         decode_links(encode_links(chunks), len(chunks) + 1)
+
+
+def _results(repo: Path) -> int:
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM results").fetchone()
+    return int(count)
+
+
+def _build(repo: Path, weights: dict[str, float] | None = None, **options: object) -> tuple[dict, bool]:
+    """The JSON of a cached build, whether the cached pack answered it, and a check against --no-cache."""
+    from context_pack.pipeline import build_with_corpus
+
+    config = load_config(repo).with_overrides(budget=options.pop("budget", 1500), weights=weights)
+    pack, corpus = build_with_corpus(repo, config, **options)  # type: ignore[arg-type]
+    fresh, _ = build_with_corpus(repo, config, use_cache=False, **options)  # type: ignore[arg-type]
+    assert pack.to_json_dict() == fresh.to_json_dict()
+    return pack.to_json_dict(), "cached pack" in corpus.timings
+
+
+def test_a_pack_is_reused_only_when_every_input_is_the_same(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    first, hit = _build(repo)
+    assert not hit and _results(repo) == 1
+    again, hit = _build(repo)
+    assert hit and again == first
+    # Each input moves the key: a file's content (same size and all), the query, focus, budget, format,
+    # weights, the git history; and a file added or deleted.
+    source = repo / "pkg/mod1.py"
+    original = source.read_text()
+    source.write_text(original.replace("value * 1", "value + 1"))
+    assert not _build(repo)[1] and _build(repo)[1]
+    assert not _build(repo, query="func_2")[1] and _build(repo, query="func_2")[1]
+    assert not _build(repo, focus=["pkg/mod3.py"])[1]
+    assert not _build(repo, budget=1400)[1]
+    assert not _build(repo, fmt="xml")[1]
+    weights = load_config(repo).weights | {"recency": 0.5}
+    assert not _build(repo, weights=weights)[1] and _build(repo, weights=weights)[1]
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "later", date="2024-06-01T00:00:00+00:00")
+    assert not _build(repo)[1]
+    (repo / "pkg/extra.py").write_text("def extra():\n    return func_1(2)\n")
+    assert not _build(repo)[1]
+    (repo / "pkg/extra.py").unlink()
+    assert not _build(repo)[1]
+    assert _results(repo) == 8  # the newest few are kept
+
+
+def test_a_damaged_cached_pack_is_built_again(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    first, _ = _build(repo, query="func_3")
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE results SET value = '[1, 2'")
+    again, hit = _build(repo, query="func_3")
+    assert not hit and again == first
+    assert _build(repo, query="func_3") == (first, True)

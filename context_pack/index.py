@@ -335,7 +335,13 @@ class Index:
         """`links` of many files at once (path -> the hash and chunk count expected); a file indexed with
         another hash, or whose row does not decode, is left out."""
         found = {}
-        for path, digest, text in self.db.execute("SELECT path, hash, links FROM files"):
+        if len(expected) <= 64:  # a few files: look them up rather than read every row
+            rows: Iterable[tuple[str, str, str]] = [
+                row for path in expected
+                for row in self.db.execute("SELECT path, hash, links FROM files WHERE path = ?", (path,))]
+        else:
+            rows = self.db.execute("SELECT path, hash, links FROM files")
+        for path, digest, text in rows:
             want = expected.get(path)
             if want is None or want[0] != digest:
                 continue
@@ -398,6 +404,13 @@ class Index:
     def derived(self, kind: str, key: str) -> bytes | None:
         row = self.db.execute("SELECT value FROM derived WHERE key = ?", (f"{kind}:{key}",)).fetchone()
         return bytes(row[0]) if row is not None else None
+
+    def latest_derived(self, kind: str) -> tuple[str, bytes] | None:
+        """The one value kept of a kind, whatever its key: (key, value)."""
+        prefix = f"{kind}:"
+        row = self.db.execute("SELECT key, value FROM derived WHERE substr(key, 1, ?) = ?",
+                              (len(prefix), prefix)).fetchone()
+        return (str(row[0])[len(prefix):], bytes(row[1])) if row is not None else None
 
     def put_derived(self, kind: str, key: str, value: bytes) -> None:
         """Keep one value per kind (the newest): older ones belong to states of the repo now gone."""

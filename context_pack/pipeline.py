@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import io
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .score import Ranking
-    from .signals.graph import CodeGraph
+    from .signals.graph import CodeGraph, GraphState
 
 log = logging.getLogger("context_pack")
 
@@ -62,36 +61,62 @@ class Corpus:
     # Chunks loaded from the index come without their text, references and imports (ranking reads none of
     # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
     textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
     _graph: CodeGraph | None = None
     _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line
     _by_path: dict[str, list[Chunk]] | None = None
     _count_store: index_module.CountCache | None = None
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def graph(self) -> CodeGraph:
-        """The code graph; its matrices come from the index when the structure is unchanged."""
+        """The code graph; its matrices come from the index when the structure is unchanged, and are
+        patched from the last build's when only a few files changed (`CodeGraph._patched`)."""
         if self._graph is None:
             from .signals.graph import CodeGraph
 
-            self._graph = CodeGraph(self.chunks, self.facts, links=self._links, stored=self._stored_matrices)
+            self._graph = CodeGraph(self.chunks, self.facts, links_of=self.links_of, stored=self._stored_matrices,
+                                    previous=self._previous_graph, structures=self.structures)
         return self._graph
 
-    def _stored_matrices(self) -> tuple[Any, Any] | None:
-        stored = self._derived("graph")
-        if stored is None:
+    def _stored_graph(self) -> tuple[str, GraphState] | None:
+        """The graph state kept in the index (from the last build that made one) and its key."""
+        if "graph_state" not in self._memo:
+            self._memo["graph_state"] = self._read_graph()
+        return self._memo["graph_state"]
+
+    def _read_graph(self) -> tuple[str, GraphState] | None:
+        if self.index is None or not self.structure_key:
             return None
+        found = self.index.latest_derived("graph")
+        if found is None or not found[0].endswith(f":{_graph_code_fingerprint()}"):
+            return None  # none, or made by other code
+        from .signals.graph import GraphState
+
         try:
-            return _matrices_from_bytes(stored)
+            return found[0], GraphState.from_bytes(found[1])
         except Exception:  # a damaged blob is a cache miss, whatever numpy makes of it
             log.warning("ignoring a damaged cached code graph; rebuilding it")
             return None
 
+    def _stored_matrices(self) -> tuple[Any, Any] | None:
+        stored = self._stored_graph()
+        if stored is None or stored[0] != self._derived_key():
+            return None
+        return stored[1].chunk_matrix, stored[1].file_matrix
+
+    def _previous_graph(self) -> GraphState | None:
+        stored = self._stored_graph()
+        return stored[1] if stored is not None else None
+
     def remember_graph(self) -> None:
         """Store the graph's matrices if this build made them (a later build with the same structure
-        then needs neither the links nor the work of making them)."""
+        then needs neither the links nor the work of making them; one with a few files changed patches them)."""
         graph = self._graph
         if graph is not None and graph.matrices_made:
-            self._store_derived("graph", _matrices_to_bytes(graph.chunk_matrix, graph.file_matrix))
+            state = graph.state()
+            if state is not None:
+                self._store_derived("graph", state.to_bytes())
 
     def _derived_key(self) -> str:
         return f"{self.structure_key}:{_graph_code_fingerprint()}"
@@ -105,21 +130,22 @@ class Corpus:
         if self.index is not None and self.structure_key:
             self.index.put_derived(kind, self._derived_key(), value)
 
-    def _links(self) -> list[Links]:
-        """Each chunk's (references, imports): chunks loaded from the index come without them."""
-        stored = {}
-        if self.textless and self.index is not None:
-            stored = self.index.all_links({path: (digest, len(lengths))
-                                           for path, (digest, lengths) in self.textless.items()})
-        links: list[Links] = []
-        for path, chunks in self._grouped().items():
+    def links_of(self, paths: Sequence[str]) -> dict[str, list[Links]]:
+        """Each chunk's (references, imports) of these files: chunks loaded from the index come without them."""
+        grouped = self._grouped()
+        wanted = {path: (self.textless[path][0], len(self.textless[path][1])) for path in paths
+                  if path in self.textless}
+        stored = self.index.all_links(wanted) if wanted and self.index is not None else {}
+        links: dict[str, list[Links]] = {}
+        for path in paths:
+            chunks = grouped.get(path, [])
             if path not in self.textless:
-                links.extend((chunk.references, chunk.imports) for chunk in chunks)
+                links[path] = [(chunk.references, chunk.imports) for chunk in chunks]
                 continue
             found = stored.get(path)
             if found is None or len(found) != len(chunks):
                 raise CtxpackError(f"the index changed under this build ({path}); run it again")
-            links.extend(found)
+            links[path] = found
         return links
 
     def with_text(self, chunk: Chunk) -> Chunk:
@@ -222,28 +248,6 @@ def parse_fingerprint(config: Config) -> str:
         except OSError:
             parts.append("no-query")
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()
-
-
-def _matrices_to_bytes(chunk_matrix: Any, file_matrix: Any) -> bytes:
-    """Two CSR matrices as an .npz (numpy's own format, read back without pickle)."""
-    import numpy as np
-
-    buffer = io.BytesIO()
-    arrays = {}
-    for name, matrix in (("chunk", chunk_matrix), ("file", file_matrix)):
-        arrays.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices,
-                       f"{name}_indptr": matrix.indptr, f"{name}_shape": np.array(matrix.shape)})
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def _matrices_from_bytes(value: bytes) -> tuple[Any, Any]:
-    import numpy as np
-    from scipy import sparse
-
-    with np.load(io.BytesIO(value), allow_pickle=False) as arrays:
-        return tuple(sparse.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
-                                       shape=tuple(arrays[f"{name}_shape"])) for name in ("chunk", "file"))
 
 
 @lru_cache(maxsize=1)
@@ -427,6 +431,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}
     textless: dict[str, tuple[str, list[int]]] = {}
+    structures: dict[str, str] = {}
     structure = hashlib.sha1()
     present = [f for f in present if f.path in cached or f.path in changed]  # less any dropped just above
     for file in present:
@@ -441,12 +446,13 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         chunks.extend(file_chunks)
         line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
         structure.update(f"{file.path}\0{digest}\0".encode())
+        structures[file.path] = digest
     facts = read_repo_facts(root_dir, [f.path for f in present])
     structure.update(facts.fingerprint().encode())
     lap("load")
     return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
                   timings=found.timings, history=history, facts=facts, index=index, parsed_files=len(parsed),
-                  structure_key=structure.hexdigest(), textless=textless)
+                  structure_key=structure.hexdigest(), textless=textless, structures=structures)
 
 
 def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, ParsedFile],

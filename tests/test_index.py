@@ -358,3 +358,78 @@ def test_a_damaged_cached_pack_is_built_again(tmp_path: Path) -> None:
     again, hit = _build(repo, query="func_3")
     assert not hit and again == first
     assert _build(repo, query="func_3") == (first, True)
+
+
+def _graph_repo(tmp_path: Path) -> Path:
+    files = {
+        f"pkg/mod{i}.py": (f"import pkg.mod{(i + 1) % 5}\nfrom pkg.mod{(i + 2) % 5} import helper_{(i + 2) % 5}\n\n\n"
+                           f"class Widget{i}:\n    def render_{i}(self):\n        return helper_{(i + 1) % 5}(self)\n\n"
+                           f"    def update_{i}(self):\n        return self.render_{i}()\n\n\n"
+                           f"def helper_{i}(value):\n    return Widget{(i + 3) % 5}().render_{(i + 3) % 5}()\n")
+        for i in range(5)}
+    files["pkg/__init__.py"] = ""
+    files["app.js"] = "import { run } from './lib.js'\nfunction main() { return run(); }\n"
+    files["lib.js"] = "export function run() { return 1; }\n"
+    return init_repo(tmp_path / "repo", files)
+
+
+def _same_graph(repo: Path) -> str:
+    """How a build got its graph (made, patched from the last one, or kept as stored), after checking its
+    matrices and centrality are a rebuild's."""
+    config = load_config(repo)
+    corpus = collect(repo, config)
+    fresh = collect(repo, config, use_cache=False)
+    try:
+        for name in ("chunk_matrix", "file_matrix"):
+            mine, theirs = getattr(corpus.graph, name), getattr(fresh.graph, name)
+            assert mine.shape == theirs.shape
+            for part in ("indptr", "indices", "data"):
+                assert getattr(mine, part).tolist() == getattr(theirs, part).tolist(), (name, part)
+        assert corpus.centrality().tolist() == fresh.centrality().tolist()
+        return "patched" if corpus.graph.patched else "made" if corpus.graph.matrices_made else "kept"
+    finally:
+        corpus.close()
+        fresh.close()
+
+
+def test_a_few_changed_files_patch_the_graph_into_the_one_a_rebuild_makes(tmp_path: Path) -> None:
+    repo = _graph_repo(tmp_path)
+    assert _same_graph(repo) == "made"
+    assert _same_graph(repo) == "kept"
+    mod1 = repo / "pkg/mod1.py"
+    # A comment appended: one more chunk, every later chunk moves.
+    mod1.write_text(mod1.read_text() + "\n# a note\n")
+    assert _same_graph(repo) == "patched"
+    # New uses in a body, in two files at once (one a definition other files point at).
+    mod1.write_text(mod1.read_text().replace("return self.render_1()", "return helper_4(self.render_1())"))
+    mod3 = repo / "pkg/mod3.py"
+    mod3.write_text(mod3.read_text().replace("return helper_4(self)", "return helper_0(helper_4(self))"))
+    assert _same_graph(repo) == "patched"
+    # A new block between two definitions: a defining chunk moves within its file.
+    mod3.write_text(mod3.read_text().replace("\n\n\ndef helper_3", "\n\n\nprint(1)\nprint(2)\n\n\ndef helper_3"))
+    assert _same_graph(repo) == "patched"
+    (repo / "lib.js").write_text("export function run() { return 2; }\n// done\n")
+    assert _same_graph(repo) in ("patched", "kept")
+    # What other files see changes: a new definition, a new import, a rename, a deletion: rebuilt.
+    mod1.write_text(mod1.read_text() + "\n\ndef extra_1():\n    return 1\n")
+    assert _same_graph(repo) == "made"
+    mod1.write_text(mod1.read_text() + "\nimport pkg.mod4\n")
+    assert _same_graph(repo) == "made"
+    os.rename(repo / "pkg/mod2.py", repo / "pkg/moved.py")
+    assert _same_graph(repo) == "made"
+    (repo / "pkg/mod4.py").unlink()
+    assert _same_graph(repo) == "made"
+    mod1.write_text(mod1.read_text() + "# again\n\nprint(3)\n")
+    assert _same_graph(repo) == "patched"
+
+
+def test_a_damaged_previous_graph_is_rebuilt(tmp_path: Path) -> None:
+    repo = _graph_repo(tmp_path)
+    assert _same_graph(repo) == "made"
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE derived SET value = ? WHERE key LIKE 'graph:%'", (b"PK\x03\x04 not a zip",))
+    mod1 = repo / "pkg/mod1.py"
+    mod1.write_text(mod1.read_text() + "\nprint(1)\n")
+    assert _same_graph(repo) == "made"
+    mod1.write_text(mod1.read_text().replace("\n\n\ndef helper_1", "\n\n\nprint(0)\n\n\ndef helper_1"))
+    assert _same_graph(repo) == "patched"

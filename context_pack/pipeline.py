@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -329,14 +330,19 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
     def known(rel: str, size: int, mtime_ns: int) -> bool:
         return seen.get(rel) == (size, mtime_ns)
 
-    walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
-                  skip_secret_files=config.redact, known=known if seen else None)
+    # git's answers for recency and for content hashes come from processes that run while the walk works.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        history_job = pool.submit(read_history, root_path.resolve())
+        blobs_job = pool.submit(tracked_blobs, root_path.resolve())
+        walked = walk(root_path, include=config.include, exclude=config.exclude,
+                      max_file_size=config.max_file_size, skip_secret_files=config.redact,
+                      known=known if seen else None)
+        lap("walk")
+        history = history_job.result()
+        blobs = blobs_job.result() if history.available else {}
     if not config.redact:
         log.warning("redaction is OFF (--no-redact): secret files are read and secrets in files go into the pack")
     root_dir = walked.root
-    lap("walk")
-    history = read_history(root_dir)
-    blobs = tracked_blobs(root_dir) if history.available else {}
     lap("git")
     index = Index.open(root_dir, fingerprint, use_disk=use_cache)
     stored = index.stored()
@@ -398,10 +404,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         if progress:
             progress(done, total)
 
-    from .parallel import parse_many
-
-    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance,
-                        redact_secrets=config.redact)
+    parsed = _parse(jobs, config, progress=advance) if jobs else {}
     lap("parse")
     for path in sorted(parsed):
         if parsed[path][0].warning:
@@ -420,8 +423,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
                 walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
                 present = [f for f in present if f.path != path]
                 continue
-            result, terms = parse_many([(path, languages[path], source)], config.class_split_lines,
-                                       config.block_max_lines, redact_secrets=config.redact)[path]
+            result, terms = _parse([(path, languages[path], source)], config)[path]
             stat = stored[path].stat if path not in restat else restat[path]
             changed[path] = ParsedFile(stored[path].hash, stat, languages[path], result.chunks, terms)
     if not index.update(changed, restat, deleted):
@@ -455,13 +457,20 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
                   structure_key=structure.hexdigest(), textless=textless, structures=structures)
 
 
+def _parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
+           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    from .parallel import parse_many  # here: it brings multiprocessing and the secret detectors
+
+    return parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=progress,
+                      redact_secrets=config.redact)
+
+
 def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, ParsedFile],
                   cached: dict[str, CachedFile]) -> tuple[Index, dict[str, CachedFile]]:
     """The disk index could not take this build's parses: carry on with everything in memory.
 
     Cached files come back whole (text, references, imports) from the failed index if it can still be
     read; otherwise they are parsed again from disk into `changed`."""
-    from .parallel import parse_many
     from .terms import chunk_document
 
     everything = dict(changed)
@@ -478,8 +487,7 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
             except OSError:
                 continue  # gone since the walk
             language = entry.chunks[0].language if entry.chunks else "text"
-            result, terms = parse_many([(path, language, source)], config.class_split_lines,
-                                       config.block_max_lines, redact_secrets=config.redact)[path]
+            result, terms = _parse([(path, language, source)], config)[path]
             changed[path] = everything[path] = ParsedFile(entry.hash, entry.stat, language, result.chunks, terms)
             continue
         chunks = [replace(chunk, text=text, signature=signature, signature_line=line, redactions=redactions,

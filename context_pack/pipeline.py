@@ -655,6 +655,7 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
             if cached is not None:
                 return cached
         get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
+        found.lap("tokenizer")
     except BaseException:
         found.index.close()
         raise

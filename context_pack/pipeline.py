@@ -114,10 +114,11 @@ class Corpus:
         """Store the graph's matrices if this build made them (a later build with the same structure
         then needs neither the links nor the work of making them; one with a few files changed patches them)."""
         graph = self._graph
-        if graph is not None and graph.matrices_made:
+        if graph is not None and graph.matrices_made and not self._memo.get("graph_kept"):
             state = graph.state()
             if state is not None:
                 self._store_derived("graph", state.to_bytes())
+            self._memo["graph_kept"] = True  # once: centrality and focus both ask
 
     def _derived_key(self) -> str:
         return f"{self.structure_key}:{_graph_code_fingerprint()}"

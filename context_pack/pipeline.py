@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -747,6 +748,7 @@ def _code_fingerprint() -> str:
             digest.update(language.encode() + b"\0" + query_source(language).encode())
     for distribution in ("context-pack", "numpy", "scipy", "tiktoken"):
         digest.update(f"{distribution}={metadata_version(distribution)}".encode())
+    digest.update(f"{sys.version}\0{sys.platform}".encode())  # an index copied to another Python is not trusted
     return digest.hexdigest()
 
 

@@ -148,7 +148,7 @@ def build(path: Path, query: str | None, query_file: str | None, focus: tuple[st
                      ", ".join(f"{r.path}:{r.line} ({r.kind})" for r in redactions))
         timings = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in corpus.timings.items())
         log.info("%d files, %d chunks; %s; total %.2fs; pack %d/%d tokens, %d chunks",
-                 len(corpus.files), len(corpus.chunks), timings, time.perf_counter() - started,
+                 pack.files_considered, pack.chunks_considered, timings, time.perf_counter() - started,
                  pack.tokens, pack.budget, len(pack.chunks))
 
 

@@ -2,7 +2,8 @@
 
 An unchanged file is never parsed twice: its stat data (size, mtime) is checked first, so it costs no
 read; a changed stat costs a read and a hash, and only a changed hash costs a parse. Rows are plain
-JSON — never pickle, since a db file in a repository is not to be trusted. A db that is corrupt,
+text, JSON and little-endian integer arrays — never pickle, since a db file in a repository is not to be
+trusted. A db that is corrupt,
 truncated, foreign or of another schema is rebuilt with a warning; a `.ctxpack/` that cannot be written
 falls back to an in-memory index with a warning. One transaction per update, WAL, a busy timeout.
 """
@@ -13,21 +14,22 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .model import Chunk
+from .model import Chunk, Links
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
+RESULTS = 8  # packs kept (`results`)
 APPLICATION_ID = 0x63747870  # "ctxp": marks the file as ours
 # sqlite errors that say the disk or the permissions are at fault, not the db file (SQLITE_READONLY,
 # SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_FULL, SQLITE_NOMEM): fall back to memory and leave the file alone.
@@ -84,22 +86,120 @@ def structure_digest(chunks: Sequence[Chunk]) -> str:
     return hashlib.sha1(json.dumps(shape, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
-def chunk_to_row(chunk: Chunk) -> list[object]:
-    """What ranking reads of a chunk. Its text is stored once per file (`source`) and read only for what is
-    packed (the row keeps the text's length in characters, to cut it back out exactly); its uses and
-    imports are stored apart (`links`) and read only when the code graph is rebuilt."""
-    return [chunk.kind, chunk.name, chunk.start_line, chunk.end_line, len(chunk.text), chunk.signature,
-            chunk.signature_line, list(chunk.symbols), chunk.todo_count, chunk.is_test,
-            [list(r) for r in chunk.redactions]]
+# What a packed chunk needs beyond ranking: (signature, signature_line, redactions).
+Details = tuple[str, int, tuple[tuple[int, str], ...]]
+
+# Rows are read for every file on every build, so they avoid JSON: strings joined by control characters
+# (split in C, ~5x quicker to read than JSON) and integers as one array. A row whose strings hold those
+# characters, or that would be ambiguous (one empty item), is stored as JSON instead; JSON starts with "[".
+_JOINED = "\x1d"  # first character of a joined row
+_FIELD = "\x1f"
+_ITEM = "\x1e"
+_CONTROL = re.compile("[\x1d-\x1f]")
+_NUMBERS = 5  # per chunk: start_line, end_line, text length, todo_count, is_test
+_new = object.__new__
 
 
-def chunk_from_row(path: str, language: str, row: Sequence[Any]) -> tuple[Chunk, int]:
-    """A chunk with its text, references and imports left out, and the text's length."""
-    kind, name, start, end, length, signature, signature_line, symbols, todo, is_test, redacted = row
-    return Chunk(path=path, language=language, kind=str(kind), name=str(name), start_line=int(start),
-                 end_line=int(end), text="", signature=str(signature), signature_line=int(signature_line),
-                 symbols=tuple(symbols), todo_count=int(todo), is_test=bool(is_test),
-                 redactions=tuple((int(line), str(what)) for line, what in redacted)), int(length)
+def _joined(fields: Sequence[str | Sequence[str]]) -> str | None:
+    """Strings and lists of strings as one text; None when a separator could be misread in it."""
+    flat: list[str] = []
+    parts: list[str] = []
+    for field in fields:
+        if isinstance(field, str):
+            flat.append(field)
+            parts.append(field)
+        else:
+            if len(field) == 1 and not field[0]:
+                return None  # [""] would read back as []
+            flat.extend(field)
+            parts.append(_ITEM.join(field))
+    if _CONTROL.search("".join(flat)):
+        return None
+    return _JOINED + _FIELD.join(parts)
+
+
+def _fields(text: str, count: int) -> list[str]:
+    fields = text[1:].split(_FIELD) if count else []
+    if len(fields) != count:
+        raise ValueError("row does not match its chunk count")
+    return fields
+
+
+def _items(field: str) -> tuple[str, ...]:
+    return tuple(field.split(_ITEM)) if field else ()
+
+
+def encode_chunks(chunks: Sequence[Chunk]) -> tuple[str, bytes]:
+    """What ranking reads of a file's chunks: (kinds, names and symbols as text; numbers as an array).
+    The text itself is stored once per file (`source`) and cut back out by each chunk's length; uses and
+    imports (`links`) and what only packing needs (`details`) are stored apart."""
+    import numpy as np  # here, not at the top: a build whose pack is cached needs no numpy
+
+    numbers = np.array([[c.start_line, c.end_line, len(c.text), c.todo_count, int(c.is_test)] for c in chunks],
+                       dtype="<i8").reshape(-1).tobytes()
+    joined = _joined([field for c in chunks for field in (c.kind, c.name, c.symbols)])
+    if joined is not None:
+        return joined, numbers
+    return json.dumps([[c.kind, c.name, list(c.symbols)] for c in chunks], ensure_ascii=False), numbers
+
+
+def decode_chunks(path: str, language: str, names: str, numbers: bytes) -> tuple[list[Chunk], list[int]]:
+    """A file's chunks without their text, references, imports and details, and each text's length."""
+    import numpy as np
+
+    values = np.frombuffer(numbers, dtype="<i8").tolist()
+    count = len(values) // _NUMBERS
+    if len(values) != count * _NUMBERS:
+        raise ValueError("bad numbers")
+    if names.startswith(_JOINED):
+        fields = _fields(names, 3 * count)
+        kinds, chunk_names, symbol_lists = fields[0::3], fields[1::3], [_items(f) for f in fields[2::3]]
+    else:
+        rows = [(str(kind), str(name), tuple(map(str, symbols))) for kind, name, symbols in json.loads(names)]
+        if len(rows) != count:
+            raise ValueError("row does not match its chunk count")
+        kinds, chunk_names, symbol_lists = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    chunks = []
+    # Every build makes ~10^5 of these: filled in directly, which costs half of the frozen dataclass's
+    # __init__ (one object.__setattr__ per field); tests/test_index.py checks they equal constructed ones.
+    for kind, name, symbols, start, end, todo, test in zip(kinds, chunk_names, symbol_lists, values[0::_NUMBERS],
+                                                           values[1::_NUMBERS], values[3::_NUMBERS],
+                                                           values[4::_NUMBERS], strict=True):
+        chunk = _new(Chunk)
+        attrs = chunk.__dict__
+        attrs["path"], attrs["language"], attrs["kind"], attrs["name"] = path, language, kind, name
+        attrs["start_line"], attrs["end_line"], attrs["text"], attrs["signature"] = start, end, "", ""
+        attrs["signature_line"], attrs["symbols"], attrs["references"], attrs["imports"] = 0, symbols, (), ()
+        attrs["todo_count"], attrs["is_test"], attrs["redactions"] = todo, test == 1, ()
+        chunks.append(chunk)
+    return chunks, values[2::_NUMBERS]
+
+
+def encode_links(chunks: Sequence[Chunk]) -> str:
+    joined = _joined([field for c in chunks for field in (c.references, c.imports)])
+    if joined is not None:
+        return joined
+    return json.dumps([[c.references, c.imports] for c in chunks], ensure_ascii=False)
+
+
+def decode_links(text: str, count: int) -> list[Links]:
+    if text.startswith(_JOINED):
+        fields = _fields(text, 2 * count)
+        return [(_items(fields[i]), _items(fields[i + 1])) for i in range(0, 2 * count, 2)]
+    links = [(tuple(map(str, refs)), tuple(map(str, imports))) for refs, imports in json.loads(text)]
+    if len(links) != count:
+        raise ValueError("row does not match its chunk count")
+    return links
+
+
+def encode_details(chunks: Sequence[Chunk]) -> str:
+    return json.dumps([[c.signature, c.signature_line, [list(r) for r in c.redactions]] for c in chunks],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_details(text: str) -> list[Details]:
+    return [(str(signature), int(line), tuple((int(at), str(kind)) for at, kind in redactions))
+            for signature, line, redactions in json.loads(text)]
 
 
 class Index:
@@ -180,7 +280,8 @@ class Index:
                 db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, "
                            "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, structure TEXT NOT NULL, "
-                           "chunks TEXT NOT NULL, links TEXT NOT NULL, source TEXT NOT NULL)")
+                           "names TEXT NOT NULL, numbers BLOB NOT NULL, links TEXT NOT NULL, "
+                           "details TEXT NOT NULL, source TEXT NOT NULL)")
                 # Token counts of chunk texts, per tokenizer id and text digest (what the packer counts).
                 db.execute("CREATE TABLE token_counts (tokenizer TEXT NOT NULL, digest TEXT NOT NULL, "
                            "count INTEGER NOT NULL, PRIMARY KEY (tokenizer, digest)) WITHOUT ROWID")
@@ -190,22 +291,26 @@ class Index:
                 # Porter stemming, so an issue's "formsets" finds the code's `formset`.
                 db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
                            "tokenize = 'porter unicode61 remove_diacritics 0')")
+                # Whole packs by the digest of everything they depend on (`pipeline.result_key`), the newest few.
+                db.execute("CREATE TABLE results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
                                [("schema", str(SCHEMA_VERSION)), ("fingerprint", self.fingerprint)])
                 return
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("schema") != str(SCHEMA_VERSION):
                 raise _Foreign(f"index schema {meta.get('schema')!r}, expected {SCHEMA_VERSION}")
-            db.execute("SELECT path, hash, size, mtime_ns, language, structure, chunks, links, source FROM files "
-                       "LIMIT 1")
+            db.execute("SELECT path, hash, size, mtime_ns, language, structure, names, numbers, links, details, "
+                       "source FROM files LIMIT 1")
             db.execute("SELECT key, value FROM derived LIMIT 1").fetchall()
             db.execute("SELECT tokenizer, digest, count FROM token_counts LIMIT 1").fetchall()
             db.execute("SELECT path, ordinal, body FROM terms LIMIT 1").fetchall()
+            db.execute("SELECT key, value FROM results LIMIT 1").fetchall()
             if meta.get("fingerprint") != self.fingerprint:  # parser or settings changed: every parse is stale
                 db.execute("DELETE FROM files")
                 db.execute("DELETE FROM terms")
                 db.execute("DELETE FROM derived")
                 db.execute("DELETE FROM token_counts")
+                db.execute("DELETE FROM results")
                 db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (self.fingerprint,))
 
     def close(self) -> None:
@@ -222,41 +327,61 @@ class Index:
 
     def load(self, paths: Iterable[str]) -> Iterator[tuple[str, CachedFile]]:
         """The cached parse of each path that has one; rows that do not decode are skipped (re-parsed)."""
-        wanted = list(paths)
-        for start in range(0, len(wanted), 500):
-            batch = wanted[start:start + 500]
-            marks = ",".join("?" * len(batch))
-            rows = self.db.execute(
-                f"SELECT path, hash, size, mtime_ns, language, chunks FROM files WHERE path IN ({marks})", batch)
-            for path, digest, size, mtime, language, chunks_json in rows:
-                try:
-                    decoded = [chunk_from_row(path, language, row) for row in json.loads(chunks_json)]
-                except (ValueError, TypeError):
-                    continue
-                yield path, CachedFile(digest, Stat(size, mtime), [c for c, _ in decoded], [n for _, n in decoded])
+        wanted = set(paths)
+        rows = self.db.execute("SELECT path, hash, size, mtime_ns, language, names, numbers FROM files")
+        for path, digest, size, mtime, language, names, numbers in rows:  # one scan beats batches of IN (...)
+            if path not in wanted:
+                continue
+            try:
+                chunks, lengths = decode_chunks(path, language, names, numbers)
+            except (ValueError, TypeError, IndexError):
+                continue
+            yield path, CachedFile(digest, Stat(size, mtime), chunks, lengths)
 
-    def links(self, path: str, digest: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]] | None:
+    def links(self, path: str, digest: str, count: int) -> list[Links] | None:
         """Each chunk's (references, imports) of a file as indexed with `digest`; None if that is gone."""
-        row = self.db.execute("SELECT hash, links FROM files WHERE path = ?", (path,)).fetchone()
-        if row is None or row[0] != digest:
-            return None
-        try:
-            return [(tuple(refs), tuple(imports)) for refs, imports in json.loads(row[1])]
-        except (ValueError, TypeError):
-            return None
+        found = self.all_links({path: (digest, count)})
+        return found.get(path)
 
-    def texts(self, path: str, digest: str, lengths: Sequence[int]) -> list[str] | None:
-        """The chunk texts of a file as indexed with `digest`, or None if the index now holds another version."""
-        row = self.db.execute("SELECT hash, source FROM files WHERE path = ?", (path,)).fetchone()
+    def all_links(self, expected: Mapping[str, tuple[str, int]]) -> dict[str, list[Links]]:
+        """`links` of many files at once (path -> the hash and chunk count expected); a file indexed with
+        another hash, or whose row does not decode, is left out."""
+        found = {}
+        if len(expected) <= 64:  # a few files: look them up rather than read every row
+            rows: Iterable[tuple[str, str, str]] = [
+                row for path in expected
+                for row in self.db.execute("SELECT path, hash, links FROM files WHERE path = ?", (path,))]
+        else:
+            rows = self.db.execute("SELECT path, hash, links FROM files")
+        for path, digest, text in rows:
+            want = expected.get(path)
+            if want is None or want[0] != digest:
+                continue
+            try:
+                found[path] = decode_links(text, want[1])
+            except (ValueError, TypeError):
+                continue
+        return found
+
+    def bodies(self, path: str, digest: str, lengths: Sequence[int]) -> list[tuple[str, Details]] | None:
+        """The chunk texts and details of a file as indexed with `digest`, or None if the index now holds
+        another version."""
+        row = self.db.execute("SELECT hash, source, details FROM files WHERE path = ?", (path,)).fetchone()
         if row is None or row[0] != digest or len(row[1]) != sum(lengths):
             return None
         source: str = row[1]
-        texts = []
+        try:
+            details = decode_details(row[2])
+        except (ValueError, TypeError):
+            return None
+        if len(details) != len(lengths):
+            return None
+        bodies = []
         offset = 0
-        for length in lengths:
-            texts.append(source[offset:offset + length])
+        for length, detail in zip(lengths, details, strict=True):
+            bodies.append((source[offset:offset + length], detail))
             offset += length
-        return texts
+        return bodies
 
     def update(self, changed: dict[str, ParsedFile], restat: dict[str, Stat], deleted: Iterable[str]) -> bool:
         """One transaction: new parses and their query terms, new stat data, vanished files.
@@ -272,12 +397,10 @@ class Index:
                     self.db.execute(f"DELETE FROM terms WHERE path IN ({marks})", batch)
                     self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
                 self.db.executemany(
-                    "INSERT INTO files (path, hash, size, mtime_ns, language, structure, chunks, links, source) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, links, "
+                    "details, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, structure_digest(f.chunks),
-                      json.dumps([chunk_to_row(c) for c in f.chunks], ensure_ascii=False, separators=(",", ":")),
-                      json.dumps([[c.references, c.imports] for c in f.chunks], ensure_ascii=False,
-                                 separators=(",", ":")),
+                      *encode_chunks(f.chunks), encode_links(f.chunks), encode_details(f.chunks),
                       "".join(c.text for c in f.chunks))
                      for path, f in changed.items()])
                 self.db.executemany("INSERT INTO terms (path, ordinal, body) VALUES (?, ?, ?)",
@@ -294,6 +417,13 @@ class Index:
         row = self.db.execute("SELECT value FROM derived WHERE key = ?", (f"{kind}:{key}",)).fetchone()
         return bytes(row[0]) if row is not None else None
 
+    def latest_derived(self, kind: str) -> tuple[str, bytes] | None:
+        """The one value kept of a kind, whatever its key: (key, value)."""
+        prefix = f"{kind}:"
+        row = self.db.execute("SELECT key, value FROM derived WHERE substr(key, 1, ?) = ?",
+                              (len(prefix), prefix)).fetchone()
+        return (str(row[0])[len(prefix):], bytes(row[1])) if row is not None else None
+
     def put_derived(self, kind: str, key: str, value: bytes) -> None:
         """Keep one value per kind (the newest): older ones belong to states of the repo now gone."""
         prefix = f"{kind}:"
@@ -303,6 +433,20 @@ class Index:
                 self.db.execute("INSERT INTO derived (key, value) VALUES (?, ?)", (prefix + key, value))
         except sqlite3.Error as exc:  # read-only or busy: the value is recomputed next time
             log.warning("could not store the %s in the index (%s)", kind, exc)
+
+    def result(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def put_result(self, key: str, value: str) -> None:
+        """Keep the newest RESULTS packs: a few queries or budgets asked in turn are all served."""
+        try:
+            with self._transaction():
+                self.db.execute("INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)", (key, value))
+                self.db.execute("DELETE FROM results WHERE rowid NOT IN "
+                                "(SELECT rowid FROM results ORDER BY rowid DESC LIMIT ?)", (RESULTS,))
+        except sqlite3.Error as exc:  # read-only or busy: the pack is built again next time
+            log.warning("could not store the pack in the index (%s)", exc)
 
     def bm25(self, terms: Sequence[str]) -> list[tuple[str, int, float]]:
         """(path, chunk ordinal, BM25 score) of every chunk holding at least one of the terms."""
@@ -314,7 +458,8 @@ class Index:
 
     def stats(self) -> dict[str, object]:
         files, chunk_bytes = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(chunks) + LENGTH(source)), 0) FROM files").fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(names) + LENGTH(numbers) + LENGTH(source)), 0) FROM files"
+        ).fetchone()
         languages = dict(self.db.execute("SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC"))
         size = os.path.getsize(self.location) if self.location != ":memory:" else 0
         return {"location": self.location, "schema": SCHEMA_VERSION, "files": files,

@@ -68,13 +68,24 @@ TEXT_FILENAMES: dict[str, str] = {
 }
 
 
+def name_and_suffix(path: str) -> tuple[str, str]:
+    """`PurePosixPath(path)`'s name and suffix, with string operations for the usual clean relative path
+    (the walk asks this of every file; a path object costs more than the rest of the question)."""
+    if not path or path == "." or path.endswith(("/", "/.")) or path.startswith("./") or "//" in path \
+            or "/./" in path:
+        pure = PurePosixPath(path)
+        return pure.name, pure.suffix
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name, name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
 def language_for(path: str, header_is_cpp: bool = False) -> str | None:
     """The language id of a path, or None when it is not a file we read."""
-    pure = PurePosixPath(path)
-    name = pure.name
+    name, raw_suffix = name_and_suffix(path)
     if name in TEXT_FILENAMES:
         return TEXT_FILENAMES[name]
-    suffix = pure.suffix.lower() if pure.suffix not in (".C", ".H") else pure.suffix
+    suffix = raw_suffix.lower() if raw_suffix not in (".C", ".H") else raw_suffix
     if suffix == ".h":
         return "cpp" if header_is_cpp else "c"
     if suffix in (".C", ".H"):
@@ -84,7 +95,7 @@ def language_for(path: str, header_is_cpp: bool = False) -> str | None:
 
 def repo_has_cpp(paths: Iterable[str]) -> bool:
     """DESIGN.md: `.h` is C++ when the repo has C++ sources, else C."""
-    return any(PurePosixPath(p).suffix.lower() in CPP_SOURCE_EXTENSIONS for p in paths)
+    return any(name_and_suffix(p)[1].lower() in CPP_SOURCE_EXTENSIONS for p in paths)
 
 
 def has_grammar(language: str | None) -> bool:

@@ -8,6 +8,8 @@ from typing import Literal
 Mode = Literal["full", "signature"]
 Section = Literal["diff", "stable", "query", "main"]
 
+Links = tuple[tuple[str, ...], tuple[str, ...]]  # a chunk's (references, imports), for the code graph
+
 FEATURE_NAMES: tuple[str, ...] = ("definitions", "tests", "todo", "recency", "centrality", "query", "focus")
 
 # Fixed wording: the system prompt is the first part of every prompt, so it must not change between questions.

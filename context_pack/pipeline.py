@@ -4,49 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import io
+import json
 import logging
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import index as index_module
-from . import parallel as parallel_module
-from . import parse as parse_module
-from . import secrets as secrets_module
-from . import terms as terms_module
 from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
 from .index import CachedFile, Index, ParsedFile, Stat, content_hash, structure_digest
 from .lang import GRAMMARS, query_source
-from .model import Chunk, File, Pack, ScoredChunk
-from .pack import chunk_estimator
-from .pack import pack as pack_chunks
-from .parallel import parse_many
+from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
 from .render import Style, normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
-from .score import Ranking, compute_features, score_chunks
-from .signals import centrality, definitions, recency
-from .signals import focus as focus_signal
-from .signals import query as query_signal
-from .signals.graph import CodeGraph
-from .signals.query_features import title_of
 from .staged import StagedChange, read_staged, without_files
-from .terms import chunk_document, query_terms
 from .tokens import CachedTokenizer, Tokenizer, get_tokenizer
 from .walk import read_source, walk
 
+# numpy, scipy, the parser and the ranking are imported where used: a build whose pack is cached needs none.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .score import Ranking
+    from .signals.graph import CodeGraph, GraphState
+
 log = logging.getLogger("context_pack")
 
+_PACKAGE = Path(__file__).resolve().parent
 MAX_DIFF_SHARE = 0.6  # the staged diff takes at most this share of the budget; the rest is the code around it
 
 
@@ -68,34 +63,63 @@ class Corpus:
     # Chunks loaded from the index come without their text, references and imports (ranking reads none of
     # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
     textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
     _graph: CodeGraph | None = None
-    _texts: dict[str, dict[int, str]] = field(default_factory=dict)  # path -> start line -> text
+    _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line
     _by_path: dict[str, list[Chunk]] | None = None
     _count_store: index_module.CountCache | None = None
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def graph(self) -> CodeGraph:
-        """The code graph; its matrices come from the index when the structure is unchanged."""
+        """The code graph; its matrices come from the index when the structure is unchanged, and are
+        patched from the last build's when only a few files changed (`CodeGraph._patched`)."""
         if self._graph is None:
-            self._graph = CodeGraph(self.chunks, self.facts, linked=self._with_links, stored=self._stored_matrices)
+            from .signals.graph import CodeGraph
+
+            self._graph = CodeGraph(self.chunks, self.facts, links_of=self.links_of, stored=self._stored_matrices,
+                                    previous=self._previous_graph, structures=self.structures)
         return self._graph
 
-    def _stored_matrices(self) -> tuple[Any, Any] | None:
-        stored = self._derived("graph")
-        if stored is None:
+    def _stored_graph(self) -> tuple[str, GraphState] | None:
+        """The graph state kept in the index (from the last build that made one) and its key."""
+        if "graph_state" not in self._memo:
+            self._memo["graph_state"] = self._read_graph()
+        return self._memo["graph_state"]
+
+    def _read_graph(self) -> tuple[str, GraphState] | None:
+        if self.index is None or not self.structure_key:
             return None
+        found = self.index.latest_derived("graph")
+        if found is None or not found[0].endswith(f":{_graph_code_fingerprint()}"):
+            return None  # none, or made by other code
+        from .signals.graph import GraphState
+
         try:
-            return _matrices_from_bytes(stored)
+            return found[0], GraphState.from_bytes(found[1])
         except Exception:  # a damaged blob is a cache miss, whatever numpy makes of it
             log.warning("ignoring a damaged cached code graph; rebuilding it")
             return None
 
+    def _stored_matrices(self) -> tuple[Any, Any] | None:
+        stored = self._stored_graph()
+        if stored is None or stored[0] != self._derived_key():
+            return None
+        return stored[1].chunk_matrix, stored[1].file_matrix
+
+    def _previous_graph(self) -> GraphState | None:
+        stored = self._stored_graph()
+        return stored[1] if stored is not None else None
+
     def remember_graph(self) -> None:
         """Store the graph's matrices if this build made them (a later build with the same structure
-        then needs neither the links nor the work of making them)."""
+        then needs neither the links nor the work of making them; one with a few files changed patches them)."""
         graph = self._graph
-        if graph is not None and graph.matrices_made:
-            self._store_derived("graph", _matrices_to_bytes(graph.chunk_matrix, graph.file_matrix))
+        if graph is not None and graph.matrices_made and not self._memo.get("graph_kept"):
+            state = graph.state()
+            if state is not None:
+                self._store_derived("graph", state.to_bytes())
+            self._memo["graph_kept"] = True  # once: centrality and focus both ask
 
     def _derived_key(self) -> str:
         return f"{self.structure_key}:{_graph_code_fingerprint()}"
@@ -109,35 +133,39 @@ class Corpus:
         if self.index is not None and self.structure_key:
             self.index.put_derived(kind, self._derived_key(), value)
 
-    def _with_links(self) -> list[Chunk]:
-        """The chunks with their references and imports, which chunks loaded from the index come without."""
-        if not self.textless:
-            return self.chunks
-        linked: list[Chunk] = []
-        for path, chunks in self._grouped().items():
+    def links_of(self, paths: Sequence[str]) -> dict[str, list[Links]]:
+        """Each chunk's (references, imports) of these files: chunks loaded from the index come without them."""
+        grouped = self._grouped()
+        wanted = {path: (self.textless[path][0], len(self.textless[path][1])) for path in paths
+                  if path in self.textless}
+        stored = self.index.all_links(wanted) if wanted and self.index is not None else {}
+        links: dict[str, list[Links]] = {}
+        for path in paths:
+            chunks = grouped.get(path, [])
             if path not in self.textless:
-                linked.extend(chunks)
+                links[path] = [(chunk.references, chunk.imports) for chunk in chunks]
                 continue
-            links = self.index.links(path, self.textless[path][0]) if self.index is not None else None
-            if links is None or len(links) != len(chunks):
+            found = stored.get(path)
+            if found is None or len(found) != len(chunks):
                 raise CtxpackError(f"the index changed under this build ({path}); run it again")
-            linked.extend(replace(chunk, references=refs, imports=imports)
-                          for chunk, (refs, imports) in zip(chunks, links, strict=True))
-        return linked
+            links[path] = found
+        return links
 
     def with_text(self, chunk: Chunk) -> Chunk:
-        """The chunk with its text, read from the index for chunks that were loaded without it."""
+        """The chunk with its text and details (signature, redactions), read from the index for chunks that
+        were loaded without them."""
         if chunk.text or chunk.path not in self.textless:
             return chunk
         by_line = self._texts.get(chunk.path)
         if by_line is None:
             digest, lengths = self.textless[chunk.path]
-            texts = self.index.texts(chunk.path, digest, lengths) if self.index is not None else None
-            if texts is None:
+            bodies = self.index.bodies(chunk.path, digest, lengths) if self.index is not None else None
+            if bodies is None:
                 raise CtxpackError(f"the index changed under this build ({chunk.path}); run it again")
             starts = [c.start_line for c in self._grouped().get(chunk.path, [])]
-            by_line = self._texts[chunk.path] = dict(zip(starts, texts, strict=True))
-        return replace(chunk, text=by_line[chunk.start_line])
+            by_line = self._texts[chunk.path] = dict(zip(starts, bodies, strict=True))
+        text, (signature, signature_line, redactions) = by_line[chunk.start_line]
+        return replace(chunk, text=text, signature=signature, signature_line=signature_line, redactions=redactions)
 
     def chunk_sizes(self) -> list[int]:
         """Each chunk's text length in characters, without reading the texts the index holds."""
@@ -162,6 +190,8 @@ class Corpus:
     def chunk_counter(self, tokenizer: Tokenizer) -> Tokenizer | None:
         """What the packer counts chunks with: `tokenizer`'s chunk estimator, its counts kept in the index
         under the tokenizer's id (the pack text is always counted afresh); None to use no store."""
+        from .pack import chunk_estimator
+
         if self.index is None or tokenizer.id.startswith("backend:"):  # a server's model may change behind a URL
             return None
         self._count_store = self._count_store or index_module.CountCache(self.index)
@@ -174,6 +204,10 @@ class Corpus:
     def centrality(self) -> np.ndarray:
         """Each chunk's centrality; cached in the index by the structure key, since only a change to
         definitions, uses or imports moves it and computing it means building the whole graph."""
+        import numpy as np
+
+        from .signals import centrality
+
         stored = self._derived("centrality")
         if stored is not None and len(stored) == 8 * len(self.chunks):
             return np.frombuffer(stored, dtype="<f8").astype(np.float64)
@@ -184,6 +218,10 @@ class Corpus:
 
     def bm25(self, query: str) -> np.ndarray:
         """Each chunk's BM25 score for the query's terms, from the index's full-text table."""
+        import numpy as np
+
+        from .terms import query_terms
+
         scores = np.zeros(len(self.chunks))
         if self.index is None:
             return scores
@@ -212,8 +250,8 @@ def parse_fingerprint(config: Config) -> str:
     # Redacted and raw parses never share rows: --no-redact must not be served redacted text, nor the
     # default served secrets.
     parts.append(f"redact={config.redact} detect-secrets={metadata_version('detect-secrets')}")
-    for module in (walk_module, parse_module, terms_module, index_module, parallel_module, secrets_module):
-        parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
+    for module in ("walk", "parse", "terms", "index", "parallel", "secrets"):  # by file: none need be imported
+        parts.append(hashlib.sha1((_PACKAGE / f"{module}.py").read_bytes()).hexdigest())
     for language, (module, _) in sorted(GRAMMARS.items()):
         parts.append(f"{language}={metadata_version(module.replace('_', '-'))}")
         try:
@@ -223,34 +261,12 @@ def parse_fingerprint(config: Config) -> str:
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()
 
 
-def _matrices_to_bytes(chunk_matrix: Any, file_matrix: Any) -> bytes:
-    """Two CSR matrices as an .npz (numpy's own format, read back without pickle)."""
-    buffer = io.BytesIO()
-    arrays = {}
-    for name, matrix in (("chunk", chunk_matrix), ("file", file_matrix)):
-        arrays.update({f"{name}_data": matrix.data, f"{name}_indices": matrix.indices,
-                       f"{name}_indptr": matrix.indptr, f"{name}_shape": np.array(matrix.shape)})
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def _matrices_from_bytes(value: bytes) -> tuple[Any, Any]:
-    from scipy import sparse
-
-    with np.load(io.BytesIO(value), allow_pickle=False) as arrays:
-        return tuple(sparse.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
-                                       shape=tuple(arrays[f"{name}_shape"])) for name in ("chunk", "file"))
-
-
 @lru_cache(maxsize=1)
 def _graph_code_fingerprint() -> str:
     """The code a cached centrality came from: ctxpack's version and the graph and ranking modules."""
-    from .signals import graph as graph_module
-    from .signals import imports as imports_module
-
     parts = [metadata_version("context-pack")]
-    for module in (graph_module, imports_module, centrality):
-        parts.append(hashlib.sha1(Path(module.__file__ or "").read_bytes()).hexdigest())
+    for module in ("signals/graph.py", "signals/imports.py", "signals/centrality.py"):
+        parts.append(hashlib.sha1((_PACKAGE / module).read_bytes()).hexdigest())
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
 
@@ -261,14 +277,54 @@ def metadata_version(distribution: str) -> str:
         return "unknown"
 
 
+@dataclass
+class Scan:
+    """What a build learns before parsing anything: the files, their verified content hashes, and which
+    of them the index already holds."""
+
+    root: Path
+    walked: walk_module.WalkResult
+    history: FileHistory
+    index: Index
+    stored: dict[str, index_module.StoredFile]
+    present: list[File]
+    reuse: list[str]  # paths whose indexed parse is current
+    restat: dict[str, Stat]  # ... of which these have a new stat (same content)
+    jobs: list[tuple[str, str, bytes]]  # (path, language, source) to parse
+    digests: dict[str, tuple[str, Stat]]  # hash and stat of each job
+    timings: dict[str, float]
+    clock: float
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.clock
+        self.clock = now
+
+    @property
+    def unchanged(self) -> bool:
+        """The index holds exactly the files found, each as it is now."""
+        return not self.jobs and len(self.stored) == len(self.present)
+
+    def file_hashes(self) -> list[tuple[str, str, str]]:
+        """(path, language, content hash) of every file, as this scan verified them."""
+        return [(f.path, f.language or "text", self.digests[f.path][0] if f.path in self.digests
+                 else self.stored[f.path].hash) for f in self.present]
+
+
 def collect(root: str | Path, config: Config | None = None, use_cache: bool = True,
             progress: Callable[[int, int], None] | None = None) -> Corpus:
     """Walk and parse a root into chunks, re-using `.ctxpack/index.db` for files that did not change.
 
     `use_cache=False` touches no disk (an in-memory index). `progress(done, total)` reports parsing.
     """
+    config = resolve_config(Path(root), config)
+    return complete(scan(root, config, use_cache), config, progress)
+
+
+def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
+    """Walk the root and verify each file against the index: by stat, by git's blob id, else by reading and
+    hashing it. Opens the index (the caller closes it, through the corpus `complete` makes)."""
     root_path = Path(root)
-    config = resolve_config(root_path, config)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -284,18 +340,22 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
     def known(rel: str, size: int, mtime_ns: int) -> bool:
         return seen.get(rel) == (size, mtime_ns)
 
-    walked = walk(root_path, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
-                  skip_secret_files=config.redact, known=known if seen else None)
+    # git's answers for recency and for content hashes come from processes that run while the walk works.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        history_job = pool.submit(read_history, root_path.resolve())
+        blobs_job = pool.submit(tracked_blobs, root_path.resolve())
+        walked = walk(root_path, include=config.include, exclude=config.exclude,
+                      max_file_size=config.max_file_size, skip_secret_files=config.redact,
+                      known=known if seen else None)
+        lap("walk")
+        history = history_job.result()
+        blobs = blobs_job.result() if history.available else {}
     if not config.redact:
         log.warning("redaction is OFF (--no-redact): secret files are read and secrets in files go into the pack")
     root_dir = walked.root
-    lap("walk")
-    history = read_history(root_dir)
-    blobs = tracked_blobs(root_dir) if history.available else {}
     lap("git")
     index = Index.open(root_dir, fingerprint, use_disk=use_cache)
     stored = index.stored()
-
     reuse: list[str] = []
     restat: dict[str, Stat] = {}
     jobs: list[tuple[str, str, bytes]] = []
@@ -335,6 +395,15 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         jobs.append((file.path, language, source))
         digests[file.path] = (digest, stat)
     lap("hash")
+    return Scan(root=root_dir, walked=walked, history=history, index=index, stored=stored, present=present,
+                reuse=reuse, restat=restat, jobs=jobs, digests=digests, timings=timings, clock=clock)
+
+
+def complete(found: Scan, config: Config, progress: Callable[[int, int], None] | None = None) -> Corpus:
+    """Parse what the scan found changed, store it, and load the rest from the index: the corpus."""
+    root_dir, walked, history, index, stored = found.root, found.walked, found.history, found.index, found.stored
+    reuse, restat, jobs, digests, present = found.reuse, found.restat, found.jobs, found.digests, found.present
+    lap = found.lap
 
     total = len(jobs)
     done = 0
@@ -345,8 +414,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         if progress:
             progress(done, total)
 
-    parsed = parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=advance,
-                        redact_secrets=config.redact)
+    parsed = _parse(jobs, config, progress=advance) if jobs else {}
     lap("parse")
     for path in sorted(parsed):
         if parsed[path][0].warning:
@@ -365,8 +433,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
                 walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
                 present = [f for f in present if f.path != path]
                 continue
-            result, terms = parse_many([(path, languages[path], source)], config.class_split_lines,
-                                       config.block_max_lines, redact_secrets=config.redact)[path]
+            result, terms = _parse([(path, languages[path], source)], config)[path]
             stat = stored[path].stat if path not in restat else restat[path]
             changed[path] = ParsedFile(stored[path].hash, stat, languages[path], result.chunks, terms)
     if not index.update(changed, restat, deleted):
@@ -376,6 +443,7 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}
     textless: dict[str, tuple[str, list[int]]] = {}
+    structures: dict[str, str] = {}
     structure = hashlib.sha1()
     present = [f for f in present if f.path in cached or f.path in changed]  # less any dropped just above
     for file in present:
@@ -390,12 +458,21 @@ def collect(root: str | Path, config: Config | None = None, use_cache: bool = Tr
         chunks.extend(file_chunks)
         line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
         structure.update(f"{file.path}\0{digest}\0".encode())
+        structures[file.path] = digest
     facts = read_repo_facts(root_dir, [f.path for f in present])
     structure.update(facts.fingerprint().encode())
     lap("load")
     return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
-                  timings=timings, history=history, facts=facts, index=index, parsed_files=len(parsed),
-                  structure_key=structure.hexdigest(), textless=textless)
+                  timings=found.timings, history=history, facts=facts, index=index, parsed_files=len(parsed),
+                  structure_key=structure.hexdigest(), textless=textless, structures=structures)
+
+
+def _parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
+           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    from .parallel import parse_many  # here: it brings multiprocessing and the secret detectors
+
+    return parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=progress,
+                      redact_secrets=config.redact)
 
 
 def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, ParsedFile],
@@ -404,26 +481,29 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
 
     Cached files come back whole (text, references, imports) from the failed index if it can still be
     read; otherwise they are parsed again from disk into `changed`."""
+    from .terms import chunk_document
+
     everything = dict(changed)
     kept: dict[str, CachedFile] = {}
     for path, entry in cached.items():
         try:
-            texts = failed.texts(path, entry.hash, entry.lengths)
-            links = failed.links(path, entry.hash)
+            bodies = failed.bodies(path, entry.hash, entry.lengths)
+            links = failed.links(path, entry.hash, len(entry.chunks))
         except sqlite3.Error:
-            texts = links = None
-        if texts is None or links is None or len(links) != len(entry.chunks):
+            bodies = links = None
+        if bodies is None or links is None:
             try:
                 source = read_source(root / path, config.max_file_size)
             except OSError:
                 continue  # gone since the walk
             language = entry.chunks[0].language if entry.chunks else "text"
-            result, terms = parse_many([(path, language, source)], config.class_split_lines,
-                                       config.block_max_lines, redact_secrets=config.redact)[path]
+            result, terms = _parse([(path, language, source)], config)[path]
             changed[path] = everything[path] = ParsedFile(entry.hash, entry.stat, language, result.chunks, terms)
             continue
-        chunks = [replace(chunk, text=text, references=refs, imports=imports)
-                  for chunk, text, (refs, imports) in zip(entry.chunks, texts, links, strict=True)]
+        chunks = [replace(chunk, text=text, signature=signature, signature_line=line, redactions=redactions,
+                          references=refs, imports=imports)
+                  for chunk, (text, (signature, line, redactions)), (refs, imports)
+                  in zip(entry.chunks, bodies, links, strict=True)]
         kept[path] = CachedFile(entry.hash, entry.stat, chunks, entry.lengths)
         everything[path] = ParsedFile(entry.hash, entry.stat, chunks[0].language if chunks else "text", chunks,
                                       [chunk_document(chunk) for chunk in chunks])
@@ -438,6 +518,14 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
          ) -> Ranking:
     """Score every chunk of the corpus, best first. `changed_lines` (path -> line ranges, from a staged
     change) makes the chunks holding those lines the focus's centre."""
+    import numpy as np
+
+    from .score import compute_features, score_chunks
+    from .signals import definitions, recency
+    from .signals import focus as focus_signal
+    from .signals import query as query_signal
+    from .signals.query_features import title_of
+
     started = time.perf_counter()
     chunks = corpus.chunks
     extra: dict[str, Sequence[float]] = {
@@ -485,6 +573,8 @@ def pack_corpus(
 ) -> Pack:
     """Pack ranked chunks of a corpus into a budget, in one text format (md, xml or plain). A staged
     change's diff goes first, counted in the budget (cut short if it would take more than its share)."""
+    from .pack import pack as pack_chunks
+
     fmt = normalise_format(fmt)
     tokenizer = get_tokenizer(config.tokenizer)
     header = ""
@@ -569,28 +659,125 @@ def build_with_corpus(root: Path, config: Config, query: str | None = None, focu
                       progress: Callable[[int, int], None] | None = None,
                       staged: bool | StagedChange = False) -> tuple[Pack, Corpus]:
     """`build` for callers that also want the corpus (the CLI reports its skips and timings). `staged` may
-    be a `StagedChange` a caller already read."""
-    get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
+    be a `StagedChange` a caller already read.
+
+    A build whose every input is as an earlier build's (see `result_key`) returns that build's pack from
+    the index without ranking or packing; its corpus then has no chunks."""
     change = staged if isinstance(staged, StagedChange) else read_staged(root) if staged else None
     if change is not None and change.empty:
         log.warning("nothing is staged under %s: the pack has no change to centre on", root)
-    corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change)
+    focus = list(focus)
+    focus_paths = resolve_focus(root, focus)
+    found = scan(root, config, use_cache)
+    try:
+        key = result_key(found, config, query, focus_paths, fmt) if change is None else None
+        if key is not None and found.unchanged:
+            cached = _cached_result(found, key)
+            if cached is not None:
+                return cached
+        get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
+        found.lap("tokenizer")
+    except BaseException:
+        found.index.close()
+        raise
+    corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change, found=found)
     try:
         started = time.perf_counter()
         pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query, staged=change)
         corpus.timings["pack"] = time.perf_counter() - started
+        if key is not None and corpus.index is not None and len(corpus.files) == len(found.present):
+            corpus.index.put_result(key, _pack_to_json(pack))
     finally:
         corpus.close()
     return pack, corpus
 
 
+RESULT_FORMAT = "1"  # of `_pack_to_json`
+
+
+def result_key(found: Scan, config: Config, query: str | None, focus: Sequence[str], fmt: str) -> str | None:
+    """What a pack depends on, as one digest: ctxpack's code and its libraries, the parse settings, the
+    root, every file's path, language and content hash as the scan verified them, the git history (for
+    recency), the config (budget, tokenizer, weights, ...), query, focus and format. None when a pack
+    must not be reused: an in-memory index, or a tokenizer whose counts hang on more than its name (a
+    file's content, a server)."""
+    if found.index.location == ":memory:" or not config.tokenizer.startswith("tiktoken:"):
+        return None
+    digest = hashlib.sha256()
+    history = found.history
+    head = [RESULT_FORMAT, _code_fingerprint(), found.index.fingerprint, str(found.root), repr(config),
+            normalise_format(fmt), query, list(focus), history.available, history.newest,
+            sorted(history.last_commit.items()), sorted(history.touches.items()), sorted(history.dirty)]
+    digest.update(json.dumps(head, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    for path, language, content in found.file_hashes():
+        digest.update(f"\0{path}\0{language}\0{content}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _cached_result(found: Scan, key: str) -> tuple[Pack, Corpus] | None:
+    value = found.index.result(key)
+    if value is None:
+        return None
+    try:
+        pack = _pack_from_json(value)
+    except (ValueError, TypeError, KeyError):  # a damaged row is a miss
+        log.warning("ignoring a damaged cached pack; building it again")
+        return None
+    if found.restat:  # same content, new stat: remembered so the next scan need not hash them
+        found.index.update({}, found.restat, [])
+    found.index.close()
+    found.lap("cached pack")
+    corpus = Corpus(root=found.root, files=found.present, chunks=[], line_counts={}, skipped=found.walked.skipped,
+                    timings=found.timings, history=found.history)
+    return pack, corpus
+
+
+def _pack_to_json(pack: Pack) -> str:
+    chunks = [[p.chunk.path, p.chunk.language, p.chunk.kind, p.chunk.name, p.chunk.start_line, p.chunk.end_line,
+               p.chunk.text, p.chunk.signature, p.chunk.signature_line, p.chunk.symbols, p.chunk.references,
+               p.chunk.imports, p.chunk.todo_count, p.chunk.is_test, p.chunk.redactions,
+               p.mode, p.score, p.features, p.tokens, p.section] for p in pack.chunks]
+    return json.dumps([pack.root, pack.budget, pack.tokens, pack.tokenizer, pack.query, pack.format, pack.text,
+                       pack.files_considered, pack.chunks_considered, chunks], ensure_ascii=False)
+
+
+def _pack_from_json(value: str) -> Pack:
+    root, budget, tokens, tokenizer, query, fmt, text, files, chunk_count, rows = json.loads(value)
+    chunks = []
+    for (path, language, kind, name, start, end, chunk_text, signature, signature_line, symbols, references,
+         imports, todo, is_test, redactions, mode, score, features, chunk_tokens, section) in rows:
+        chunk = Chunk(path, language, kind, name, start, end, chunk_text, signature, signature_line, tuple(symbols),
+                      tuple(references), tuple(imports), todo, is_test,
+                      tuple((line, what) for line, what in redactions))
+        chunks.append(PackedChunk(chunk, mode, score, dict(features), chunk_tokens, section))
+    return Pack(root=root, budget=budget, tokens=tokens, tokenizer=tokenizer, query=query, format=fmt, text=text,
+                chunks=chunks, files_considered=files, chunks_considered=chunk_count)
+
+
+@lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    """Every source file of ctxpack and its query files, and the versions of the libraries whose results
+    reach a pack (numbers, graph, tokens)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    for language in sorted(GRAMMARS):
+        with suppress(OSError):
+            digest.update(language.encode() + b"\0" + query_source(language).encode())
+    for distribution in ("context-pack", "numpy", "scipy", "tiktoken"):
+        digest.update(f"{distribution}={metadata_version(distribution)}".encode())
+    digest.update(f"{sys.version}\0{sys.platform}".encode())  # an index copied to another Python is not trusted
+    return digest.hexdigest()
+
+
 def collect_and_rank(root: Path, config: Config, query: str | None = None, focus: Iterable[str] = (),
                      use_cache: bool = True, progress: Callable[[int, int], None] | None = None,
-                     staged: StagedChange | None = None) -> tuple[Corpus, Ranking]:
-    """Collect and rank a root. The corpus's index stays open (chunk texts are read from it as the ranking
-    is used): call `corpus.close()` when done."""
+                     staged: StagedChange | None = None, found: Scan | None = None) -> tuple[Corpus, Ranking]:
+    """Collect and rank a root (`found`: its scan, if the caller made one). The corpus's index stays open
+    (chunk texts are read from it as the ranking is used): call `corpus.close()` when done."""
     focus_paths = resolve_focus(root, focus)
-    corpus = collect(root, config, use_cache=use_cache, progress=progress)
+    corpus = complete(found or scan(root, config, use_cache), config, progress)
     changed_lines = None
     if staged is not None:
         known = {f.path for f in corpus.files}

@@ -28,7 +28,7 @@ class RepoFacts:
 def read_repo_facts(root: Path, paths: list[str]) -> RepoFacts:
     facts = RepoFacts()
     for rel in paths:
-        name = PurePosixPath(rel).name
+        name = rel.rpartition("/")[2]  # the walk's paths are clean and relative; a path object per file costs
         if name == "go.mod":
             text = _read(root / rel)
             match = _GO_MODULE_RE.search(text)

@@ -79,6 +79,8 @@ class TiktokenTokenizer(_Identified):
         return len(self._encoding.encode_ordinary(text))
 
     def count_many(self, texts: list[str]) -> list[int]:
+        if len(texts) < 8:  # a thread pool per call costs more than a few texts take (the packer counts one by one)
+            return [len(self._encoding.encode_ordinary(text)) for text in texts]
         return [len(tokens) for tokens in self._encoding.encode_ordinary_batch(texts, num_threads=2)]
 
 

@@ -114,7 +114,7 @@ def walk(
             continue
         explicitly_included = include_spec is not None
         if language_for(rel) is None and not explicitly_included:
-            if _is_folder(root / rel):  # git lists a submodule as its folder
+            if _is_folder(os.path.join(root, rel)):  # git lists a submodule as its folder
                 result.skip("submodule", rel)
             continue  # not a source or text format we know; name it with --include to take it anyway
         reason, size = _classify(root, rel, max_file_size, known)
@@ -223,9 +223,9 @@ def _name_skip(name: str) -> str | None:
 def _classify(root: Path, rel: str, max_file_size: int,
               known: Callable[[str, int, int], bool] | None = None) -> tuple[str | None, int]:
     """A skip reason for the file from what it is and its first bytes, or None with its size."""
-    path = root / rel
+    where = os.path.join(root, rel)  # a Path only where one is needed: the walk classifies every file
     try:
-        info = path.lstat()
+        info = os.lstat(where)
     except FileNotFoundError:
         return "vanished", 0  # listed, then deleted before we looked
     except OSError:
@@ -233,14 +233,14 @@ def _classify(root: Path, rel: str, max_file_size: int,
     linked = stat.S_ISLNK(info.st_mode)
     if linked:
         try:
-            target = path.resolve(strict=True)
+            target = Path(where).resolve(strict=True)
             info = target.stat()
         except (OSError, RuntimeError):  # a dangling link, or a loop
             return "broken link", 0
         if not target.is_relative_to(root):
             return "link out of root", 0
     if stat.S_ISDIR(info.st_mode):
-        return ("submodule" if (path / ".git").exists() else "not a regular file"), 0
+        return ("submodule" if os.path.exists(os.path.join(where, ".git")) else "not a regular file"), 0
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file", 0  # FIFO, socket, device: never opened
     if info.st_size > max_file_size:
@@ -248,7 +248,7 @@ def _classify(root: Path, rel: str, max_file_size: int,
     if known is not None and not linked and known(rel, info.st_size, info.st_mtime_ns):
         return None, info.st_size  # unchanged since it was classified and indexed
     try:
-        head = read_source(path, max_file_size, limit=HEAD_BYTES)
+        head = read_source(Path(where), max_file_size, limit=HEAD_BYTES)
     except FileNotFoundError:
         return "vanished", 0
     except OSError as exc:
@@ -264,9 +264,9 @@ def _classify(root: Path, rel: str, max_file_size: int,
     return None, info.st_size
 
 
-def _is_folder(path: Path) -> bool:
+def _is_folder(path: str) -> bool:
     try:
-        return stat.S_ISDIR(path.lstat().st_mode)
+        return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
 

@@ -119,11 +119,18 @@ def test_help_has_examples() -> None:
         assert "Examples:" in result.stdout and "ctxpack" in result.stdout
 
 
-def test_verbose_reports_timings_on_stderr_only(example_repo: Path) -> None:
-    quiet = run_cli("build", str(example_repo), "-b", "2k")
-    verbose = run_cli("build", str(example_repo), "-b", "2k", "-v")
+def test_verbose_reports_timings_on_stderr_only(tmp_path: Path) -> None:
+    from conftest import make_repo
+
+    repo = make_repo(tmp_path / "repo")  # its own: the shared example may hold this pack already
+    verbose = run_cli("build", str(repo), "-b", "2k", "-v")
+    quiet = run_cli("build", str(repo), "-b", "2k")
     assert verbose.stdout == quiet.stdout
     assert "parse" in verbose.stderr and "skipped" in verbose.stderr
+    # Nothing changed since: the pack cached in the index answers, and -v says so.
+    again = run_cli("build", str(repo), "-b", "2k", "-v")
+    assert again.stdout == quiet.stdout
+    assert "cached pack" in again.stderr and "parse" not in again.stderr and "skipped" in again.stderr
 
 
 def test_index_and_stats_commands(tmp_path: Path) -> None:

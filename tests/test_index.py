@@ -234,7 +234,7 @@ def test_graph_matrices_are_cached_and_a_damaged_copy_is_rebuilt(tmp_path: Path)
     second = collect(repo, config)
     assert (second.graph.chunk_matrix.toarray() == expected).all()
     assert not second.graph.matrices_made  # loaded, not made: no links were read
-    assert "linked_chunks" not in second.graph.__dict__
+    assert "chunk_links" not in second.graph.__dict__
     second.close()
 
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
@@ -254,15 +254,182 @@ def test_chunk_token_counts_are_kept_in_the_index_per_tokenizer(tmp_path: Path) 
     assert len(rows) == 1 and rows[0][1] >= len(first["chunks"])
     tokenizer_id = rows[0][0]
     # Poison the stored counts: a build must still hold its budget, since the pack text is counted afresh.
+    # (The cached pack is dropped each time: it would answer these builds without counting anything.)
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         db.execute("UPDATE token_counts SET count = 1")
+        db.execute("DELETE FROM results")
     poisoned = context_pack.build(repo, budget=1500)
     from context_pack.tokens import get_tokenizer
 
     assert get_tokenizer().count(poisoned.text) == poisoned.tokens <= 1500
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         db.execute("DELETE FROM token_counts")
+        db.execute("DELETE FROM results")
     assert context_pack.build(repo, budget=1500).to_json_dict() == first  # counted again, the same pack
     with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
         (ids,) = db.execute("SELECT COUNT(DISTINCT tokenizer) FROM token_counts").fetchone()
     assert ids == 1 and tokenizer_id == get_tokenizer().id
+
+
+@pytest.mark.parametrize("odd", ["", "\x1f", "a\x1eb", "\x1d", "ü 名前"])
+def test_index_rows_read_back_exactly_even_with_separator_characters(odd: str) -> None:
+    from dataclasses import replace
+
+    from context_pack.index import (
+        decode_chunks,
+        decode_details,
+        decode_links,
+        encode_chunks,
+        encode_details,
+        encode_links,
+    )
+    from context_pack.model import Chunk
+
+    chunks = [
+        Chunk("a.py", "python", "function", "f", 1, 3, "def f():\n    x\n    y\n", signature="def f():",
+              signature_line=1, symbols=("f",), references=("x", "y"), imports=(), todo_count=2, is_test=False),
+        Chunk("a.py", "python", "block", "", 4, 4, "\n"),
+        Chunk("a.py", "python", "class", f"C{odd}", 5, 6, "class C:\n    pass\n", signature="class C:",
+              signature_line=5, symbols=(odd,), references=(odd, "z"), imports=(odd,), is_test=True,
+              redactions=((6, "aws-key"),)),
+    ]
+    names, numbers = encode_chunks(chunks)
+    light, lengths = decode_chunks("a.py", "python", names, numbers)
+    assert light == [replace(c, text="", signature="", signature_line=0, references=(), imports=(), redactions=())
+                     for c in chunks]
+    assert lengths == [len(c.text) for c in chunks]
+    assert decode_links(encode_links(chunks), len(chunks)) == [(c.references, c.imports) for c in chunks]
+    assert decode_details(encode_details(chunks)) == [(c.signature, c.signature_line, c.redactions) for c in chunks]
+    assert decode_chunks("e.py", "python", *encode_chunks([])) == ([], [])
+    with pytest.raises(ValueError):
+        decode_links(encode_links(chunks), len(chunks) + 1)
+
+
+def _results(repo: Path) -> int:
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM results").fetchone()
+    return int(count)
+
+
+def _build(repo: Path, weights: dict[str, float] | None = None, **options: object) -> tuple[dict, bool]:
+    """The JSON of a cached build, whether the cached pack answered it, and a check against --no-cache."""
+    from context_pack.pipeline import build_with_corpus
+
+    config = load_config(repo).with_overrides(budget=options.pop("budget", 1500), weights=weights)
+    pack, corpus = build_with_corpus(repo, config, **options)  # type: ignore[arg-type]
+    fresh, _ = build_with_corpus(repo, config, use_cache=False, **options)  # type: ignore[arg-type]
+    assert pack.to_json_dict() == fresh.to_json_dict()
+    return pack.to_json_dict(), "cached pack" in corpus.timings
+
+
+def test_a_pack_is_reused_only_when_every_input_is_the_same(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    first, hit = _build(repo)
+    assert not hit and _results(repo) == 1
+    again, hit = _build(repo)
+    assert hit and again == first
+    # Each input moves the key: a file's content (same size and all), the query, focus, budget, format,
+    # weights, the git history; and a file added or deleted.
+    source = repo / "pkg/mod1.py"
+    original = source.read_text()
+    source.write_text(original.replace("value * 1", "value + 1"))
+    assert not _build(repo)[1] and _build(repo)[1]
+    assert not _build(repo, query="func_2")[1] and _build(repo, query="func_2")[1]
+    assert not _build(repo, focus=["pkg/mod3.py"])[1]
+    assert not _build(repo, budget=1400)[1]
+    assert not _build(repo, fmt="xml")[1]
+    weights = load_config(repo).weights | {"recency": 0.5}
+    assert not _build(repo, weights=weights)[1] and _build(repo, weights=weights)[1]
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "later", date="2024-06-01T00:00:00+00:00")
+    assert not _build(repo)[1]
+    (repo / "pkg/extra.py").write_text("def extra():\n    return func_1(2)\n")
+    assert not _build(repo)[1]
+    (repo / "pkg/extra.py").unlink()
+    assert not _build(repo)[1]
+    assert _results(repo) == 8  # the newest few are kept
+
+
+def test_a_damaged_cached_pack_is_built_again(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    first, _ = _build(repo, query="func_3")
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE results SET value = '[1, 2'")
+    again, hit = _build(repo, query="func_3")
+    assert not hit and again == first
+    assert _build(repo, query="func_3") == (first, True)
+
+
+def _graph_repo(tmp_path: Path) -> Path:
+    files = {
+        f"pkg/mod{i}.py": (f"import pkg.mod{(i + 1) % 5}\nfrom pkg.mod{(i + 2) % 5} import helper_{(i + 2) % 5}\n\n\n"
+                           f"class Widget{i}:\n    def render_{i}(self):\n        return helper_{(i + 1) % 5}(self)\n\n"
+                           f"    def update_{i}(self):\n        return self.render_{i}()\n\n\n"
+                           f"def helper_{i}(value):\n    return Widget{(i + 3) % 5}().render_{(i + 3) % 5}()\n")
+        for i in range(5)}
+    files["pkg/__init__.py"] = ""
+    files["app.js"] = "import { run } from './lib.js'\nfunction main() { return run(); }\n"
+    files["lib.js"] = "export function run() { return 1; }\n"
+    return init_repo(tmp_path / "repo", files)
+
+
+def _same_graph(repo: Path) -> str:
+    """How a build got its graph (made, patched from the last one, or kept as stored), after checking its
+    matrices and centrality are a rebuild's."""
+    config = load_config(repo)
+    corpus = collect(repo, config)
+    fresh = collect(repo, config, use_cache=False)
+    try:
+        for name in ("chunk_matrix", "file_matrix"):
+            mine, theirs = getattr(corpus.graph, name), getattr(fresh.graph, name)
+            assert mine.shape == theirs.shape
+            for part in ("indptr", "indices", "data"):
+                assert getattr(mine, part).tolist() == getattr(theirs, part).tolist(), (name, part)
+        assert corpus.centrality().tolist() == fresh.centrality().tolist()
+        return "patched" if corpus.graph.patched else "made" if corpus.graph.matrices_made else "kept"
+    finally:
+        corpus.close()
+        fresh.close()
+
+
+def test_a_few_changed_files_patch_the_graph_into_the_one_a_rebuild_makes(tmp_path: Path) -> None:
+    repo = _graph_repo(tmp_path)
+    assert _same_graph(repo) == "made"
+    assert _same_graph(repo) == "kept"
+    mod1 = repo / "pkg/mod1.py"
+    # A comment appended: one more chunk, every later chunk moves.
+    mod1.write_text(mod1.read_text() + "\n# a note\n")
+    assert _same_graph(repo) == "patched"
+    # New uses in a body, in two files at once (one a definition other files point at).
+    mod1.write_text(mod1.read_text().replace("return self.render_1()", "return helper_4(self.render_1())"))
+    mod3 = repo / "pkg/mod3.py"
+    mod3.write_text(mod3.read_text().replace("return helper_4(self)", "return helper_0(helper_4(self))"))
+    assert _same_graph(repo) == "patched"
+    # A new block between two definitions: a defining chunk moves within its file.
+    mod3.write_text(mod3.read_text().replace("\n\n\ndef helper_3", "\n\n\nprint(1)\nprint(2)\n\n\ndef helper_3"))
+    assert _same_graph(repo) == "patched"
+    (repo / "lib.js").write_text("export function run() { return 2; }\n// done\n")
+    assert _same_graph(repo) in ("patched", "kept")
+    # What other files see changes: a new definition, a new import, a rename, a deletion: rebuilt.
+    mod1.write_text(mod1.read_text() + "\n\ndef extra_1():\n    return 1\n")
+    assert _same_graph(repo) == "made"
+    mod1.write_text(mod1.read_text() + "\nimport pkg.mod4\n")
+    assert _same_graph(repo) == "made"
+    os.rename(repo / "pkg/mod2.py", repo / "pkg/moved.py")
+    assert _same_graph(repo) == "made"
+    (repo / "pkg/mod4.py").unlink()
+    assert _same_graph(repo) == "made"
+    mod1.write_text(mod1.read_text() + "# again\n\nprint(3)\n")
+    assert _same_graph(repo) == "patched"
+
+
+def test_a_damaged_previous_graph_is_rebuilt(tmp_path: Path) -> None:
+    repo = _graph_repo(tmp_path)
+    assert _same_graph(repo) == "made"
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE derived SET value = ? WHERE key LIKE 'graph:%'", (b"PK\x03\x04 not a zip",))
+    mod1 = repo / "pkg/mod1.py"
+    mod1.write_text(mod1.read_text() + "\nprint(1)\n")
+    assert _same_graph(repo) == "made"
+    mod1.write_text(mod1.read_text().replace("\n\n\ndef helper_1", "\n\n\nprint(0)\n\n\ndef helper_1"))
+    assert _same_graph(repo) == "patched"

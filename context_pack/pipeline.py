@@ -107,6 +107,25 @@ class Corpus:
             return None
         return stored[1].chunk_matrix, stored[1].file_matrix
 
+    def chunk_links(self) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk graph as CSR (indptr, indices): read from the kept graph with numpy alone when the
+        structure is unchanged and no matrix is loaded yet (a warm query then needs no scipy)."""
+        graph = self._graph
+        if (graph is None or "chunk_matrix" not in graph.__dict__) and self.index is not None and self.structure_key:
+            found = self.index.latest_derived("graph")
+            if found is not None and found[0] == self._derived_key():
+                from .signals.graph import GraphState
+
+                try:
+                    indptr, indices = GraphState.chunk_links_from_bytes(found[1])
+                except Exception:  # damaged: the graph below rebuilds it
+                    indptr = indices = None
+                if indptr is not None and indices is not None and len(indptr) == len(self.chunks) + 1 \
+                        and (indices.size == 0 or int(indices.max()) < len(self.chunks)):
+                    return indptr, indices
+        matrix = self.graph.chunk_matrix
+        return matrix.indptr, matrix.indices
+
     def _previous_graph(self) -> GraphState | None:
         stored = self._stored_graph()
         return stored[1] if stored is not None else None
@@ -537,7 +556,8 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
         learned = query_signal.LearnedInputs(
             title_bm25=corpus.bm25(title_of(query)), sizes=corpus.chunk_sizes(),
             priors={name: np.asarray(extra[name], dtype=np.float64)
-                    for name in ("centrality", "recency", "definitions")})
+                    for name in ("centrality", "recency", "definitions")},
+            links=corpus.chunk_links)
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None

@@ -247,3 +247,16 @@ def test_learned_ranking_puts_the_named_class_first(tmp_path: Path) -> None:
     values = {path: feats["query"] for path, _, feats in ranked}
     assert all(0.0 < v < 1.0 for v in values.values())  # probabilities
     assert values["lib/rolling.py"] > values["lib/frame.py"]
+
+
+def test_neighbour_max_equals_the_sparse_formulation() -> None:
+    from context_pack.signals.query_features import neighbour_max
+
+    rng = np.random.default_rng(7)
+    for n in (1, 5, 60):
+        matrix = sparse.random(n, n, density=0.08, random_state=int(rng.integers(1000)), format="csr")
+        values = rng.random(n) * (rng.random(n) > 0.3)
+        links = (matrix + matrix.T).tocsr()
+        links.data[:] = 1.0
+        expected = np.asarray((links @ sparse.diags(values)).max(axis=1).todense()).ravel()
+        assert np.array_equal(neighbour_max(matrix.indptr, matrix.indices, values), expected)

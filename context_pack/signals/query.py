@@ -10,7 +10,7 @@ shared with the other chunks of the best files) is one of its inputs and stays a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -195,6 +195,7 @@ class LearnedInputs:
     title_bm25: np.ndarray
     sizes: Sequence[int]
     priors: dict[str, np.ndarray]
+    links: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # the chunk graph's CSR (indptr, indices)
 
 
 def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
@@ -218,7 +219,7 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     """The logistic model of `bench/train_ranker.py` over `query_features.FEATURES`, as a probability."""
     matrix = query_features.compute_features(
         chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
-        inputs.sizes, inputs.priors, inputs.title_bm25, query)
+        inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None)
     logit = np.full(len(chunks), LEARNED_INTERCEPT)
     for column, name in enumerate(query_features.FEATURES):  # column by column: the same floats everywhere
         logit += LEARNED_WEIGHTS[name] * matrix[:, column]

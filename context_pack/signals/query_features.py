@@ -95,17 +95,21 @@ def path_words(files: Sequence[str], query: str) -> np.ndarray:
     return out
 
 
-def neighbour_max(graph: CodeGraph, values: np.ndarray) -> np.ndarray:
-    """The best value among each chunk's callers and callees."""
-    if graph.chunk_count == 0 or not values.any():
-        return np.zeros(graph.chunk_count)
-    from scipy import sparse
-
-    matrix = graph.chunk_matrix
-    links = (matrix + matrix.T).tocsr()
-    links.data[:] = 1.0
-    weighted = links @ sparse.diags(values)
-    return np.asarray(weighted.max(axis=1).todense()).ravel()
+def neighbour_max(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The best value among each chunk's callers and callees; the chunk graph given as CSR row pointers and
+    column indices (numpy only: a warm query need not import scipy)."""
+    n = len(indptr) - 1
+    out = np.zeros(n)
+    if n <= 0 or indices.size == 0 or not values.any():
+        return out
+    indptr = indptr.astype(np.int64)
+    indices = indices.astype(np.int64)
+    lengths = np.diff(indptr)
+    filled = np.flatnonzero(lengths)
+    out[filled] = np.maximum.reduceat(values[indices], indptr[filled])  # what each chunk points at
+    rows = np.repeat(np.arange(n), lengths)
+    np.maximum.at(out, indices, values[rows])  # what points at each chunk
+    return out
 
 
 def title_of(query: str) -> str:
@@ -124,10 +128,12 @@ def _normalised(values: np.ndarray) -> np.ndarray:
 def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.ndarray, ident: np.ndarray,
                      path_hit: np.ndarray, trace: np.ndarray, direct: np.ndarray,
                      identifiers: dict[str, float], sizes: Sequence[int],
-                     priors: dict[str, np.ndarray], title_bm25: np.ndarray, query: str) -> np.ndarray:
+                     priors: dict[str, np.ndarray], title_bm25: np.ndarray, query: str,
+                     links: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """A (chunks × FEATURES) matrix. `direct` is the hand-weighted direct match in [0, 1]; `sizes` the
     chunks' text lengths in characters; `priors` the centrality, recency and definitions columns;
-    `title_bm25` each chunk's BM25 score for the query's first line."""
+    `title_bm25` each chunk's BM25 score for the query's first line; `links` the chunk graph's CSR
+    (indptr, indices), by default the graph's own matrix."""
     n = len(chunks)
     title = _normalised(title_bm25)
     columns: dict[str, np.ndarray] = {
@@ -153,7 +159,10 @@ def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.nd
         columns["own_share"] = np.where(columns["file_best"] > 0, direct / columns["file_best"], 0.0)
     columns["class_ident"] = class_matches(chunks, identifiers)
     columns["class_best"] = class_best(chunks, direct)
-    columns["neighbour"] = neighbour_max(graph, direct)
+    if links is None:
+        matrix = graph.chunk_matrix
+        links = (matrix.indptr, matrix.indices)
+    columns["neighbour"] = neighbour_max(links[0], links[1], direct)
     kinds = np.array([c.kind for c in chunks], dtype=object)
     columns["is_imports"] = (kinds == "imports").astype(np.float64)
     columns["is_block"] = (kinds == "block").astype(np.float64)

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,9 +97,7 @@ def evaluate(checkout: Path, corpus: Any, query: str, gold: rt.Gold, budgets: li
             needed -= {(p, ln) for p, ln in needed if p == c.path and c.start_line <= ln <= c.end_line}
         for budget in budgets:
             pack = pack_corpus(corpus, ranked, budget, config, fmt="md", query=query)
-            spans = [rt.Span(p.chunk.path, p.chunk.start_line, p.chunk.end_line, p.mode == "full")
-                     for p in pack.chunks]
-            metrics = rt.score(gold.lines, spans)
+            metrics = rt.pack_metrics(gold, pack.chunks)
             results[budget] = {"file_all": metrics.file_all, "line_all": metrics.line_all,
                                "line_recall": metrics.line_recall, "rank_seconds": rank_seconds,
                                "gold_depth_tokens": depth_chars // 4 if not needed else None}
@@ -109,15 +106,9 @@ def evaluate(checkout: Path, corpus: Any, query: str, gold: rt.Gold, budgets: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=("python", "multi"), default="python")
-    parser.add_argument("--n", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repos")
+    rt.add_subset_arguments(parser, n=60)
     parser.add_argument("--variants", default="baseline")
     parser.add_argument("--budgets", default="8000,16000,32000")
-    parser.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
-    parser.add_argument("--mirrors", type=Path, default=rt.DEFAULT_MIRRORS)
-    parser.add_argument("--data-dir", type=Path, default=rt.DEFAULT_DATA)
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
 
@@ -126,9 +117,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown variant(s): {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     budgets = [int(b) for b in args.budgets.split(",")]
-    instances = rt.load_instances(args.data_dir, args.split)
-    usable = [i for i in instances if rt.parse_gold(i.patch, i.extensions).lines]
-    chosen = rt.select_instances(usable, args.n, args.seed, args.repos.split(",") if args.repos else None)
+    chosen = rt.chosen_instances(args)
     commit = rt.default_tag()
     out_path = args.workdir / "ablate" / f"{args.split}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,44 +126,28 @@ def main() -> None:
         for line in out_path.read_text().splitlines():
             row = json.loads(line)
             done[(row["commit"], row["variant"], row["instance_id"])] = row
-    mirrors, missing = rt.locate_mirrors(args.mirrors, chosen)
-    if missing:
-        sys.exit(f"missing mirrors: {', '.join(missing)}")
+    def finished(inst: rt.Instance) -> bool:
+        return all((commit, v, inst.instance_id) in done for v in names)
 
-    by_repo: dict[str, list[rt.Instance]] = defaultdict(list)
-    for inst in chosen:
-        by_repo[inst.source_repo].append(inst)
     with out_path.open("a", encoding="utf-8") as out:
-        for repo, group in sorted(by_repo.items()):
-            mirror = mirrors[repo]
-            group.sort(key=lambda i: rt.commit_time(mirror, i.base_commit))
-            for inst in group:
-                todo = [v for v in names if (commit, v, inst.instance_id) not in done]
-                if not todo:
-                    continue
-                checkout = rt.checkout_dir(args.workdir, inst.repo)
-                rt.prepare_checkout(mirror, checkout, inst.base_commit)
-                gold = rt.parse_gold(inst.patch, inst.extensions)
-                rt.check_gold_at_base(checkout, gold)
-                if not gold.lines:
-                    continue
-                started = time.perf_counter()
-                corpus = collect(checkout, load_config(checkout))
-                collect_seconds = time.perf_counter() - started
-                for name in todo:
-                    results = evaluate(checkout, corpus, inst.problem_statement, gold, budgets, VARIANTS[name])
-                    row = {"commit": commit, "variant": name, "instance_id": inst.instance_id, "repo": repo,
-                           "language": inst.language, "collect_seconds": collect_seconds,
-                           "results": {str(b): r for b, r in results.items()}}
-                    done[(commit, name, inst.instance_id)] = row
-                    out.write(json.dumps(row) + "\n")
-                    out.flush()
-                if corpus.index is not None:
-                    corpus.index.close()
-                summary = " ".join(
-                    f"{n}:" + "".join("1" if done[(commit, n, inst.instance_id)]["results"][str(b)]["line_all"]
-                                      else "0" for b in budgets) for n in names)
-                print(f"{inst.instance_id} ({collect_seconds:.1f}s) {summary}", file=sys.stderr, flush=True)
+        for inst, checkout, gold in rt.checked_out(args, chosen, skip=finished):
+            todo = [v for v in names if (commit, v, inst.instance_id) not in done]
+            started = time.perf_counter()
+            corpus = collect(checkout, load_config(checkout))
+            collect_seconds = time.perf_counter() - started
+            for name in todo:
+                results = evaluate(checkout, corpus, inst.problem_statement, gold, budgets, VARIANTS[name])
+                row = {"commit": commit, "variant": name, "instance_id": inst.instance_id, "repo": inst.source_repo,
+                       "language": inst.language, "collect_seconds": collect_seconds,
+                       "results": {str(b): r for b, r in results.items()}}
+                done[(commit, name, inst.instance_id)] = row
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+            corpus.close()
+            summary = " ".join(
+                f"{n}:" + "".join("1" if done[(commit, n, inst.instance_id)]["results"][str(b)]["line_all"]
+                                  else "0" for b in budgets) for n in names)
+            print(f"{inst.instance_id} ({collect_seconds:.1f}s) {summary}", file=sys.stderr, flush=True)
 
     ids = {i.instance_id for i in chosen}
     print(f"\n{len(ids)} instances, commit {commit}; line_all / file_all / line_recall per budget\n")

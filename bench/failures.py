@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,7 @@ def diagnose(checkout: Path, corpus: Any, query: str, gold: rt.Gold, budgets: li
     outcome = {}
     for budget in budgets:
         result = pack_corpus(corpus, ranked, budget, config, fmt="md", query=query)
-        spans = [rt.Span(p.chunk.path, p.chunk.start_line, p.chunk.end_line, p.mode == "full")
-                 for p in result.chunks]
-        metrics = rt.score(gold.lines, spans)
+        metrics = rt.pack_metrics(gold, result.chunks)
         verdict = "ok"
         if not metrics.line_all:
             limit = int(budget * pack_module.MAX_FULL_SHARE)
@@ -76,59 +74,31 @@ def diagnose(checkout: Path, corpus: Any, query: str, gold: rt.Gold, budgets: li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", choices=("python", "multi"), default="python")
-    parser.add_argument("--n", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repos")
+    rt.add_subset_arguments(parser, n=60)
     parser.add_argument("--budgets", default="8000,16000,32000")
-    parser.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
-    parser.add_argument("--mirrors", type=Path, default=rt.DEFAULT_MIRRORS)
-    parser.add_argument("--data-dir", type=Path, default=rt.DEFAULT_DATA)
     parser.add_argument("--json", type=Path, help="write one JSON line per instance here")
     args = parser.parse_args()
 
     budgets = [int(b) for b in args.budgets.split(",")]
-    instances = rt.load_instances(args.data_dir, args.split)
-    usable = [i for i in instances if rt.parse_gold(i.patch, i.extensions).lines]
-    chosen = rt.select_instances(usable, args.n, args.seed, args.repos.split(",") if args.repos else None)
-    mirrors, missing = rt.locate_mirrors(args.mirrors, chosen)
-    if missing:
-        sys.exit(f"missing mirrors: {', '.join(missing)}")
-    by_repo: dict[str, list[rt.Instance]] = defaultdict(list)
-    for inst in chosen:
-        by_repo[inst.source_repo].append(inst)
     verdicts: dict[int, Counter[str]] = {b: Counter() for b in budgets}
     out = args.json.open("w", encoding="utf-8") if args.json else None
-    for repo, group in sorted(by_repo.items()):
-        mirror = mirrors[repo]
-        group.sort(key=lambda i: rt.commit_time(mirror, i.base_commit))
-        for inst in group:
-            checkout = rt.checkout_dir(args.workdir, inst.repo)
-            try:
-                rt.prepare_checkout(mirror, checkout, inst.base_commit)
-            except Exception as error:  # a mirror that lacks a blob of the base commit
-                print(f"{inst.instance_id}: checkout failed: {error}", file=sys.stderr)
-                continue
-            gold = rt.parse_gold(inst.patch, inst.extensions)
-            rt.check_gold_at_base(checkout, gold)
-            if not gold.lines:
-                continue
-            corpus = collect(checkout, load_config(checkout))
-            try:
-                row = diagnose(checkout, corpus, inst.problem_statement, gold, budgets)
-            finally:
-                corpus.close()
-            row.update(instance_id=inst.instance_id, language=inst.language)
-            for b in budgets:
-                verdicts[b][row["outcome"][str(b)]["verdict"]] += 1
-            if out:
-                out.write(json.dumps(row) + "\n")
-                out.flush()
-            worst = max(row["gold_chunks"], key=lambda g: g["rank"], default=None)
-            print(f"{inst.instance_id}: " + " ".join(row["outcome"][str(b)]["verdict"] for b in budgets)
-                  + f" | depth {row['depth']} gold {row['gold_tokens']} tok in {len(row['gold_chunks'])} chunks"
-                  + (f"; deepest rank {worst['rank']} {worst['path']}:{worst['start']} ({worst['kind']}, "
-                     f"{worst['tokens']} tok)" if worst else ""), file=sys.stderr, flush=True)
+    for inst, checkout, gold in rt.checked_out(args, rt.chosen_instances(args)):
+        corpus = collect(checkout, load_config(checkout))
+        try:
+            row = diagnose(checkout, corpus, inst.problem_statement, gold, budgets)
+        finally:
+            corpus.close()
+        row.update(instance_id=inst.instance_id, language=inst.language)
+        for b in budgets:
+            verdicts[b][row["outcome"][str(b)]["verdict"]] += 1
+        if out:
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+        worst = max(row["gold_chunks"], key=lambda g: g["rank"], default=None)
+        print(f"{inst.instance_id}: " + " ".join(row["outcome"][str(b)]["verdict"] for b in budgets)
+              + f" | depth {row['depth']} gold {row['gold_tokens']} tok in {len(row['gold_chunks'])} chunks"
+              + (f"; deepest rank {worst['rank']} {worst['path']}:{worst['start']} ({worst['kind']}, "
+                 f"{worst['tokens']} tok)" if worst else ""), file=sys.stderr, flush=True)
     print("\n| budget | " + " | ".join(sorted({v for c in verdicts.values() for v in c})) + " |")
     names = sorted({v for c in verdicts.values() for v in c})
     for b in budgets:

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -690,6 +690,57 @@ def run_repo(cfg: RunConfig, mirror: Path, instances: list[Instance]) -> None:
             cfg.log(f"{inst.instance_id}: git failed: {' '.join(exc.cmd)}: {exc.stderr.strip()}")
             with cfg.lock:
                 cfg.problems["instances whose checkout failed"] += 1
+
+
+def add_subset_arguments(parser: argparse.ArgumentParser, n: int | None = None) -> None:
+    """The options of the in-process bench tools (ablate, failures, train_ranker) that pick instances."""
+    parser.add_argument("--split", choices=("python", "multi"), default="python")
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repos")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+
+
+def chosen_instances(args: argparse.Namespace) -> list[Instance]:
+    """The usable instances of `args.split`, narrowed by `--n`/`--seed`/`--repos`."""
+    instances = load_instances(args.data_dir, args.split)
+    usable = [i for i in instances if parse_gold(i.patch, i.extensions).lines]
+    return select_instances(usable, args.n, args.seed, args.repos.split(",") if args.repos else None)
+
+
+def checked_out(args: argparse.Namespace, chosen: list[Instance],
+                skip: Callable[[Instance], bool] = lambda _: False) -> Iterator[tuple[Instance, Path, Gold]]:
+    """Each instance not skipped, checked out at its base commit with its gold lines found there: repo by
+    repo, in commit order (so an index moves forward). A checkout that fails is reported and passed over."""
+    mirrors, missing = locate_mirrors(args.mirrors, chosen)
+    if missing:
+        sys.exit(f"missing mirrors: {', '.join(missing)}")
+    by_repo: dict[str, list[Instance]] = defaultdict(list)
+    for inst in chosen:
+        by_repo[inst.source_repo].append(inst)
+    for repo, group in sorted(by_repo.items()):
+        mirror = mirrors[repo]
+        for inst in sorted(group, key=lambda i: commit_time(mirror, i.base_commit)):
+            if skip(inst):
+                continue
+            checkout = checkout_dir(args.workdir, inst.repo)
+            try:
+                prepare_checkout(mirror, checkout, inst.base_commit)
+            except Exception as error:  # a mirror without some blob of the base commit
+                print(f"{inst.instance_id}: checkout failed ({error})", file=sys.stderr)
+                continue
+            gold = parse_gold(inst.patch, inst.extensions)
+            check_gold_at_base(checkout, gold)
+            if gold.lines:
+                yield inst, checkout, gold
+
+
+def pack_metrics(gold: Gold, packed: Iterable[Any]) -> Metrics:
+    """`score` of a library pack's chunks (`PackedChunk`s): a line counts in a `full` chunk only."""
+    return score(gold.lines, [Span(p.chunk.path, p.chunk.start_line, p.chunk.end_line, p.mode == "full")
+                              for p in packed])
 
 
 def locate_mirrors(mirrors: Path, instances: list[Instance]) -> tuple[dict[str, Path], list[str]]:

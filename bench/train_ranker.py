@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,9 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
         chunks = corpus.chunks
         graph = corpus.graph
         query = inst.problem_statement
-        match = query_signal.direct_match(chunks, graph, query, corpus.bm25(query))
-        current = query_signal.compute(chunks, graph, query, corpus.bm25(query))
+        bm25 = corpus.bm25(query)
+        match = query_signal.direct_match(chunks, graph, query, bm25)
+        current = query_signal.compute(chunks, graph, query, bm25)
         sizes = corpus.chunk_sizes()
         priors = {"centrality": corpus.centrality(), "recency": np.asarray(recency.compute(chunks, corpus.history)),
                   "definitions": np.asarray(definitions(list(chunks)))}
@@ -81,40 +81,20 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
 
 
 def dump(args: argparse.Namespace) -> None:
-    instances = rt.load_instances(args.data_dir, args.split)
-    usable = [i for i in instances if rt.parse_gold(i.patch, i.extensions).lines]
-    chosen = rt.select_instances(usable, args.n, args.seed, args.repos.split(",") if args.repos else None)
-    mirrors, missing = rt.locate_mirrors(args.mirrors, chosen)
-    if missing:
-        sys.exit(f"missing mirrors: {', '.join(missing)}")
     out_dir = args.workdir / "ranker" / args.split
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_repo: dict[str, list[rt.Instance]] = defaultdict(list)
-    for inst in chosen:
-        by_repo[inst.source_repo].append(inst)
-    for repo, group in sorted(by_repo.items()):
-        mirror = mirrors[repo]
-        group.sort(key=lambda i: rt.commit_time(mirror, i.base_commit))
-        for inst in group:
-            out = out_dir / f"{inst.instance_id}.npz"
-            if out.exists() and not args.force:
-                continue
-            checkout = rt.checkout_dir(args.workdir, inst.repo)
-            try:
-                rt.prepare_checkout(mirror, checkout, inst.base_commit)
-            except Exception as error:  # a mirror without some blob of the base commit
-                print(f"{inst.instance_id}: checkout failed ({error})", file=sys.stderr)
-                continue
-            gold = rt.parse_gold(inst.patch, inst.extensions)
-            rt.check_gold_at_base(checkout, gold)
-            if not gold.lines:
-                continue
-            started = time.perf_counter()
-            dump_instance(checkout, inst, gold, out)
-            meta = {"instance_id": inst.instance_id, "repo": repo, "language": inst.language,
-                    "gold": {p: sorted(v) for p, v in gold.lines.items()}}
-            out.with_suffix(".json").write_text(json.dumps(meta))
-            print(f"{inst.instance_id} {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+
+    def target(inst: rt.Instance) -> Path:
+        return out_dir / f"{inst.instance_id}.npz"
+
+    for inst, checkout, gold in rt.checked_out(args, rt.chosen_instances(args),
+                                                skip=lambda i: target(i).exists() and not args.force):
+        started = time.perf_counter()
+        dump_instance(checkout, inst, gold, target(inst))
+        meta = {"instance_id": inst.instance_id, "repo": inst.source_repo, "language": inst.language,
+                "gold": {p: sorted(v) for p, v in gold.lines.items()}}
+        target(inst).with_suffix(".json").write_text(json.dumps(meta))
+        print(f"{inst.instance_id} {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------- fit
@@ -329,10 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dump")
-    d.add_argument("--split", choices=("python", "multi"), default="python")
-    d.add_argument("--n", type=int)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--repos")
+    rt.add_subset_arguments(d)
     d.add_argument("--force", action="store_true")
     f = sub.add_parser("fit")
     f.add_argument("--splits", default="python")
@@ -344,10 +321,7 @@ def main() -> None:
     f.add_argument("--no-cv", action="store_true", help="only fit on everything and print the weights")
     f.add_argument("--second-pass", action="store_true", help="also a second pass on the first's file scores")
     f.add_argument("--gamma", help="also score logit − gamma × log(tokens), for these comma-separated gammas")
-    for p in (d, f):
-        p.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
-        p.add_argument("--mirrors", type=Path, default=rt.DEFAULT_MIRRORS)
-        p.add_argument("--data-dir", type=Path, default=rt.DEFAULT_DATA)
+    f.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
     args = parser.parse_args()
     dump(args) if args.command == "dump" else fit(args)
 

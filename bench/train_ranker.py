@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import retrieval as rt
 
-CHARS_PER_TOKEN = 3.6
-CHUNK_OVERHEAD = 8
+from context_pack.signals.query import CHARS_PER_TOKEN  # the size estimate the shipped penalty uses
+from context_pack.signals.query import TOKEN_OVERHEAD as CHUNK_OVERHEAD
+
 FILE_OVERHEAD = 20
-SIGNATURE_TOKENS = 25
 BUDGETS = (8000, 16000, 32000)
 
 

@@ -108,23 +108,31 @@ class Corpus:
         return stored[1].chunk_matrix, stored[1].file_matrix
 
     def chunk_links(self) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk graph as CSR (indptr, indices): read from the kept graph with numpy alone when the
-        structure is unchanged and no matrix is loaded yet (a warm query then needs no scipy)."""
+        """The chunk graph as CSR (indptr, indices): from the kept graph with numpy alone when nothing has
+        loaded it yet (a warm query then needs no scipy), else from the graph."""
         graph = self._graph
-        if (graph is None or "chunk_matrix" not in graph.__dict__) and self.index is not None and self.structure_key:
-            found = self.index.latest_derived("graph")
-            if found is not None and found[0] == self._derived_key():
-                from .signals.graph import GraphState
-
-                try:
-                    indptr, indices = GraphState.chunk_links_from_bytes(found[1])
-                except Exception:  # damaged: the graph below rebuilds it
-                    indptr = indices = None
-                if indptr is not None and indices is not None and len(indptr) == len(self.chunks) + 1 \
-                        and (indices.size == 0 or int(indices.max()) < len(self.chunks)):
-                    return indptr, indices
+        if (graph is None or "chunk_matrix" not in graph.__dict__) and "graph_state" not in self._memo:
+            kept = self._kept_chunk_links()
+            if kept is not None:
+                return kept
         matrix = self.graph.chunk_matrix
         return matrix.indptr, matrix.indices
+
+    def _kept_chunk_links(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The kept graph's chunk links if they belong to this structure and fit this corpus."""
+        if self.index is None or not self.structure_key:
+            return None
+        found = self.index.latest_derived("graph")
+        if found is None or found[0] != self._derived_key():
+            return None
+        from .signals.graph import GraphState
+
+        try:
+            indptr, indices = GraphState.chunk_links_from_bytes(found[1])
+        except Exception:  # damaged: the graph rebuilds it
+            return None
+        n = len(self.chunks)
+        return (indptr, indices) if len(indptr) == n + 1 and (indices.size == 0 or int(indices.max()) < n) else None
 
     def _previous_graph(self) -> GraphState | None:
         stored = self._stored_graph()

@@ -55,6 +55,7 @@ USE_LEARNED = True
 LEARNED_INCLUDES = ("definitions", "tests", "recency", "centrality")
 SIZE_PENALTY = 0.3  # × log(estimated tokens), subtracted from the model's log-odds
 CHARS_PER_TOKEN = 3.6
+TOKEN_OVERHEAD = 8.0  # the marker and framing a packed chunk adds
 LEARNED_INTERCEPT = -4.8486
 LEARNED_WEIGHTS: dict[str, float] = {
     "bm25": -3.2722,
@@ -224,7 +225,7 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     for column, name in enumerate(query_features.FEATURES):  # column by column: the same floats everywhere
         logit += LEARNED_WEIGHTS[name] * matrix[:, column]
     # The model says how likely a chunk holds the fix; a pack pays for it in tokens, so big chunks wait a little.
-    tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + 8.0
+    tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
     logit -= SIZE_PENALTY * np.log(tokens)
     return 1.0 / (1.0 + np.exp(-logit))
 

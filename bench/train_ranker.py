@@ -56,7 +56,8 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
         priors = {"centrality": corpus.centrality(), "recency": np.asarray(recency.compute(chunks, corpus.history)),
                   "definitions": np.asarray(definitions(list(chunks)))}
         matrix = compute_features(chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct,
-                                  match.mentions.identifiers, sizes, priors, corpus.bm25(title_of(query)), query)
+                                  match.mentions.identifiers, sizes, priors, corpus.bm25(title_of(query)), query,
+                                  commits=corpus.history.commits)
         label = np.zeros(len(chunks), dtype=bool)
         for i, chunk in enumerate(chunks):
             lines = gold.lines.get(chunk.path)
@@ -145,6 +146,18 @@ def pack_hits(inst: Instance, scores: np.ndarray, budget: int) -> tuple[bool, bo
     return line_all, file_all
 
 
+def rank_in_file(scores: np.ndarray, file_of_chunk: np.ndarray) -> np.ndarray:
+    """Each chunk's place among its file's chunks by score (0 = the file's best)."""
+    order = np.lexsort((-scores, file_of_chunk))
+    sorted_files = file_of_chunk[order]
+    starts = np.flatnonzero(np.r_[True, sorted_files[1:] != sorted_files[:-1]])
+    lengths = np.diff(np.r_[starts, len(order)])
+    within = np.arange(len(order)) - np.repeat(starts, lengths)
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = within
+    return out
+
+
 def evaluate(instances: list[Instance], scorer: Any) -> dict[int, tuple[float, float]]:
     results: dict[int, list[tuple[bool, bool]]] = {b: [] for b in BUDGETS}
     for inst in instances:
@@ -155,15 +168,17 @@ def evaluate(instances: list[Instance], scorer: Any) -> dict[int, tuple[float, f
 
 
 def training_rows(instances: list[Instance], negatives: int, rng: np.random.Generator,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All gold chunks, the hardest negatives (ranked high by the current ranking) and random ones; each
-    instance weighs the same in total."""
+                  mined: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All gold chunks, the hardest negatives (ranked high by the current ranking, and by a first model
+    when `mined` gives its top chunks per instance) and random ones; each instance weighs the same in total."""
     xs, ys, ws = [], [], []
     for inst in instances:
         positive = np.flatnonzero(inst.y)
         if positive.size == 0:
             continue
         hard = np.argsort(-inst.current, kind="stable")[:negatives]
+        if mined is not None:
+            hard = np.union1d(hard, mined[inst.id])
         rand = rng.choice(len(inst.y), size=min(negatives, len(inst.y)), replace=False)
         negative = np.setdiff1d(np.union1d(hard, rand), positive)
         rows = np.concatenate([positive, negative])
@@ -176,8 +191,16 @@ def training_rows(instances: list[Instance], negatives: int, rng: np.random.Gene
 
 
 def fit_model(instances: list[Instance], features: list[int], c: float, negatives: int, kind: str = "logistic",
-              ) -> Any:
-    X, y, w = training_rows(instances, negatives, np.random.default_rng(0))
+              mine: int = 0) -> Any:
+    """`mine` > 0: fit once, then again with each instance's `mine` top chunks by that first model added to
+    the hard negatives (the packer decides at the top of the ranking, so the model should learn there)."""
+    if mine > 0:
+        first = fit_model(instances, features, c, negatives, kind)
+        mined = {inst.id: np.argsort(-first.decision_function(inst.X[:, features]), kind="stable")[:mine]
+                 for inst in instances}
+        X, y, w = training_rows(instances, negatives, np.random.default_rng(0), mined)
+    else:
+        X, y, w = training_rows(instances, negatives, np.random.default_rng(0))
     if kind == "trees":  # an upper bound on what interactions between the features could add
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -280,8 +303,8 @@ def fit(args: argparse.Namespace) -> None:
     if not args.no_cv:
         row("current ranking", lambda inst: inst.current)
     for c in [] if args.no_cv else [float(v) for v in args.c.split(",")]:
-        models = {repo: fit_model([i for i in instances if i.repo != repo], features, c, args.negatives, args.model)
-                  for repo in repos}
+        models = {repo: fit_model([i for i in instances if i.repo != repo], features, c, args.negatives, args.model,
+                                  args.mine) for repo in repos}
         logits = {inst.id: models[inst.repo].decision_function(inst.X[:, features]) for inst in instances}
         row(f"{args.model} C={c}, CV by repo", lambda inst, logits=logits: logits[inst.id])
         row("  as shipped (× query weight + priors)",
@@ -295,7 +318,11 @@ def fit(args: argparse.Namespace) -> None:
         for gamma in [float(v) for v in args.gamma.split(",")] if args.gamma else []:
             row(f"  − {gamma} × log tokens", lambda inst, logits=logits, gamma=gamma:
                 logits[inst.id] - gamma * np.log(inst.tokens))
-    final = fit_model(instances, features, float(args.c.split(",")[-1]), args.negatives)
+            for delta in [float(v) for v in args.diversity.split(",")] if args.diversity else []:
+                row(f"    − {delta} × log(1 + rank in file)", lambda inst, logits=logits, gamma=gamma, delta=delta:
+                    (lambda s: s - delta * np.log1p(rank_in_file(s, inst.file)))(
+                        logits[inst.id] - gamma * np.log(inst.tokens)))
+    final = fit_model(instances, features, float(args.c.split(",")[-1]), args.negatives, mine=args.mine)
     print("\nweights fitted on all instances (paste into context_pack/signals/query.py):")
     print(f"LEARNED_INTERCEPT = {final.intercept_[0]:.4f}")
     print("LEARNED_WEIGHTS: dict[str, float] = {")
@@ -315,12 +342,15 @@ def main() -> None:
     f.add_argument("--splits", default="python")
     f.add_argument("--c", default="1.0")
     f.add_argument("--negatives", type=int, default=2000)
+    f.add_argument("--mine", type=int, default=0, help="refit with each instance's top N chunks by a first "
+                   "model as extra hard negatives")
     f.add_argument("--drop", help="comma-separated feature names to leave out")
     f.add_argument("--by-language", action="store_true")
     f.add_argument("--model", choices=("logistic", "trees"), default="logistic")
     f.add_argument("--no-cv", action="store_true", help="only fit on everything and print the weights")
     f.add_argument("--second-pass", action="store_true", help="also a second pass on the first's file scores")
     f.add_argument("--gamma", help="also score logit − gamma × log(tokens), for these comma-separated gammas")
+    f.add_argument("--diversity", help="with each --gamma, also − delta × log(1 + the chunk's rank in its file)")
     f.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
     args = parser.parse_args()
     dump(args) if args.command == "dump" else fit(args)

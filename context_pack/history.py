@@ -6,7 +6,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MAX_COMMITS = 2000  # how far back recency and churn look
+MAX_COMMITS = 2000  # how far back recency, churn and co-change look
+MAX_COCHANGE_FILES = 20  # a commit touching more files (a reformat, a rename sweep) says little of what goes together
 
 
 @dataclass
@@ -18,6 +19,8 @@ class FileHistory:
     last_commit: dict[str, int] = field(default_factory=dict)
     touches: dict[str, int] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # modified, staged or untracked: the newest of all
+    # The files of each commit that touched at most MAX_COCHANGE_FILES, newest first: what changes together.
+    commits: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
@@ -37,11 +40,15 @@ def read_history(root: Path, max_commits: int = MAX_COMMITS) -> FileHistory:
     # With -z the stream is: NUL, time, NUL, newline + path, NUL, path, ..., NUL, NUL, time, ...
     commit_time = 0
     expect_time = False
+    current: list[str] = []
     for raw in log.stdout.split(b"\0"):
         if not raw:
             expect_time = True
             continue
         if expect_time:
+            if 0 < len(current) <= MAX_COCHANGE_FILES:
+                history.commits.append(tuple(current))
+            current = []
             commit_time = int(raw)
             history.newest = max(history.newest, commit_time)
             expect_time = False
@@ -49,6 +56,9 @@ def read_history(root: Path, max_commits: int = MAX_COMMITS) -> FileHistory:
         path = raw.removeprefix(b"\n").decode("utf-8", "surrogateescape")
         history.touches[path] = history.touches.get(path, 0) + 1
         history.last_commit.setdefault(path, commit_time)  # the log is newest first
+        current.append(path)
+    if 0 < len(current) <= MAX_COCHANGE_FILES:
+        history.commits.append(tuple(current))
     history.dirty = _dirty(root)
     return history
 

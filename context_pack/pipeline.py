@@ -565,7 +565,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
             title_bm25=corpus.bm25(title_of(query)), sizes=corpus.chunk_sizes(),
             priors={name: np.asarray(extra[name], dtype=np.float64)
                     for name in ("centrality", "recency", "definitions")},
-            links=corpus.chunk_links)
+            links=corpus.chunk_links, commits=corpus.history.commits)
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None
@@ -735,7 +735,8 @@ def result_key(found: Scan, config: Config, query: str | None, focus: Sequence[s
     history = found.history
     head = [RESULT_FORMAT, _code_fingerprint(), found.index.fingerprint, str(found.root), repr(config),
             normalise_format(fmt), query, list(focus), history.available, history.newest,
-            sorted(history.last_commit.items()), sorted(history.touches.items()), sorted(history.dirty)]
+            sorted(history.last_commit.items()), sorted(history.touches.items()), sorted(history.dirty),
+            history.commits]
     digest.update(json.dumps(head, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     for path, language, content in found.file_hashes():
         digest.update(f"\0{path}\0{language}\0{content}".encode("utf-8", "surrogatepass"))

@@ -260,3 +260,36 @@ def test_neighbour_max_equals_the_sparse_formulation() -> None:
         links.data[:] = 1.0
         expected = np.asarray((links @ sparse.diags(values)).max(axis=1).todense()).ravel()
         assert np.array_equal(neighbour_max(matrix.indptr, matrix.indices, values), expected)
+
+
+def test_history_records_what_changed_together_and_cochange_follows_it(tmp_path: Path) -> None:
+    from context_pack.history import MAX_COCHANGE_FILES, read_history
+    from context_pack.signals.query_features import cochange
+
+    repo = init_repo(tmp_path / "r", {"a.py": "A = 1\n", "b.py": "B = 1\n", "c.py": "C = 1\n"})
+    for number in range(3):  # a.py and b.py change together; c.py alone
+        (repo / "a.py").write_text(f"A = {number + 2}\n")
+        (repo / "b.py").write_text(f"B = {number + 2}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"a and b {number}")
+    (repo / "c.py").write_text("C = 2\n")
+    git(repo, "commit", "-q", "-am", "c alone")
+    for number in range(MAX_COCHANGE_FILES + 1):  # a sweep over many files is left out
+        (repo / f"gen_{number}.py").write_text("X = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "sweep")
+    history = read_history(repo)
+    assert history.commits[0] == ("c.py",)  # newest first, the sweep left out
+    assert [sorted(c) for c in history.commits[1:4]] == [["a.py", "b.py"]] * 3
+    assert sorted(history.commits[4]) == ["a.py", "b.py", "c.py"]
+    assert len(history.commits) == 5
+
+    files = ["a.py", "b.py", "c.py", "d.py"]
+    # a.py matches the query best: b.py went with it in 4 of its 4 commits, c.py in 1; d.py never
+    values = cochange(files, np.array([0.9, 0.0, 0.0, 0.0]), history.commits)
+    assert values.tolist() == [0.0, 4 / 5, 1 / 5, 0.0]
+    # c.py is the best match (rank 0), a.py second: b.py's value is the larger of 1/3 (via c) and 4/5 / 2 (via a)
+    values = cochange(files, np.array([0.5, 0.0, 0.9, 0.0]), history.commits)
+    assert values[1] == pytest.approx(max(1 / 3, 4 / 5 / 2))
+    assert values[0] == 0.0 and values[2] == 0.0  # the top files themselves
+    assert not cochange(files, np.zeros(4), history.commits).any()

@@ -76,6 +76,7 @@ LEARNED_WEIGHTS: dict[str, float] = {
     "class_ident": 0.4110,
     "class_best": -0.2950,
     "neighbour": 1.5146,
+    "cochange": 0.0,
     "is_imports": 0.3223,
     "is_block": -0.1300,
     "is_function": -0.6807,
@@ -197,6 +198,7 @@ class LearnedInputs:
     sizes: Sequence[int]
     priors: dict[str, np.ndarray]
     links: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # the chunk graph's CSR (indptr, indices)
+    commits: Sequence[Sequence[str]] = ()  # each recent commit's files, newest first (`FileHistory.commits`)
 
 
 def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
@@ -220,7 +222,8 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     """The logistic model of `bench/train_ranker.py` over `query_features.FEATURES`, as a probability."""
     matrix = query_features.compute_features(
         chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
-        inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None)
+        inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None,
+        inputs.commits)
     logit = np.full(len(chunks), LEARNED_INTERCEPT)
     for column, name in enumerate(query_features.FEATURES):  # column by column: the same floats everywhere
         logit += LEARNED_WEIGHTS[name] * matrix[:, column]

@@ -20,7 +20,7 @@ from .graph import CodeGraph
 FEATURES: tuple[str, ...] = (
     "bm25", "bm25_rank", "ident", "path", "trace", "direct", "title", "file_title",
     "file_best", "file_rank", "file_bm25", "file_bm25_rank", "file_ident", "own_share", "path_words",
-    "class_ident", "class_best", "neighbour",
+    "class_ident", "class_best", "neighbour", "cochange",
     "is_imports", "is_block", "is_function", "is_method", "is_class",
     "is_test", "is_text", "log_size",
     "centrality", "recency", "definitions",
@@ -112,6 +112,39 @@ def neighbour_max(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -
     return out
 
 
+COCHANGE_TOP_FILES = 5  # the best-matching files whose commit partners count
+
+
+def cochange(files: Sequence[str], file_best: np.ndarray, commits: Sequence[Sequence[str]]) -> np.ndarray:
+    """How often each file changed in the same commit as one of the query's best-matching files: a fix that
+    spans files tends to touch files that went together before. For file f and top file F (rank r, from 0),
+    commits(f and F) / (commits(F) + 1) / (1 + r), the largest over the top files; 0 for the top files."""
+    out = np.zeros(len(files))
+    positive = np.flatnonzero(file_best > 0)
+    if not commits or positive.size == 0:
+        return out
+    top = positive[np.argsort(-file_best[positive], kind="stable")][:COCHANGE_TOP_FILES]
+    rank_of = {files[j]: r for r, j in enumerate(top)}
+    together: list[dict[str, int]] = [{} for _ in top]
+    touched = np.zeros(len(top))
+    for commit in commits:
+        ranks = [rank_of[path] for path in commit if path in rank_of]
+        for r in ranks:
+            touched[r] += 1
+            counts = together[r]
+            for path in commit:
+                counts[path] = counts.get(path, 0) + 1
+    file_id = {path: i for i, path in enumerate(files)}
+    for r, counts in enumerate(together):
+        scale = 1.0 / ((touched[r] + 1.0) * (1.0 + r))
+        for path, count in counts.items():
+            i = file_id.get(path)
+            if i is not None:
+                out[i] = max(out[i], count * scale)
+    out[top] = 0.0  # a top file is there by its own match
+    return out
+
+
 def title_of(query: str) -> str:
     """An issue's first line, its title: what it is about, said shortest."""
     for line in query.splitlines():
@@ -129,11 +162,12 @@ def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.nd
                      path_hit: np.ndarray, trace: np.ndarray, direct: np.ndarray,
                      identifiers: dict[str, float], sizes: Sequence[int],
                      priors: dict[str, np.ndarray], title_bm25: np.ndarray, query: str,
-                     links: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                     links: tuple[np.ndarray, np.ndarray] | None = None,
+                     commits: Sequence[Sequence[str]] = ()) -> np.ndarray:
     """A (chunks × FEATURES) matrix. `direct` is the hand-weighted direct match in [0, 1]; `sizes` the
     chunks' text lengths in characters; `priors` the centrality, recency and definitions columns;
     `title_bm25` each chunk's BM25 score for the query's first line; `links` the chunk graph's CSR
-    (indptr, indices), by default the graph's own matrix."""
+    (indptr, indices), by default the graph's own matrix; `commits` each recent commit's files (`FileHistory`)."""
     n = len(chunks)
     title = _normalised(title_bm25)
     columns: dict[str, np.ndarray] = {
@@ -148,6 +182,7 @@ def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.nd
     order = positive[np.argsort(-file_best[positive], kind="stable")]
     file_rank[order] = 1.0 / (1.0 + np.arange(order.size))
     columns["file_rank"] = file_rank[graph.file_of_chunk]
+    columns["cochange"] = cochange(graph.files, file_best, commits)[graph.file_of_chunk]
     file_bm25 = np.zeros(len(graph.files))
     np.add.at(file_bm25, graph.file_of_chunk, bm25_norm)
     top = float(file_bm25.max()) if file_bm25.size else 0.0

@@ -731,7 +731,9 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
             cached = _cached_result(found, key)
             if cached is not None:
                 return cached
-        get_tokenizer(config.tokenizer)  # a bad tokenizer fails now, not after the parse (it is cached for the pack)
+        # A bad tokenizer fails now, not after the parse (it is cached for the pack); its vocabulary is kept in
+        # the index (not in an in-memory one: nothing would read it again).
+        get_tokenizer(config.tokenizer, vocabularies=found.index if found.index.location != ":memory:" else None)
         found.lap("tokenizer")
     except BaseException:
         found.index.close()

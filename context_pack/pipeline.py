@@ -708,9 +708,10 @@ def paused_collector() -> Iterator[None]:
     finally:
         if enabled:
             if not gc.get_freeze_count():
-                # What the build made goes to the oldest generation as it is (two list splices), rather
-                # than be walked by the young-generation collection the next allocation would start
-                # (~0.05 s). Skipped when the caller keeps frozen objects: unfreeze would release them.
+                # Every young object (the build's, and any of the caller's) goes to the oldest generation as
+                # it is (list splices, no walk), rather than be walked by the young-generation collection the
+                # next allocation would start (~0.05 s); the next full collection sees them as usual.
+                # Skipped when the caller keeps frozen objects: unfreeze would release them.
                 gc.freeze()
                 gc.unfreeze()
             gc.enable()

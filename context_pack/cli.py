@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -552,6 +553,15 @@ def _emit(text: str, output: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, exit 2 for bad usage and 1 for failed work."""
+    try:
+        _main(argv)
+    finally:
+        # The process ends here. Whatever is left (the corpus and its graph hold each other) is freed by
+        # the OS: frozen, the interpreter's last collection does not walk it (measured ~0.2 s on exit).
+        gc.freeze()
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="ctxpack", standalone_mode=False)
     except click.exceptions.Exit as exc:

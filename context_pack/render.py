@@ -9,11 +9,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from xml.sax.saxutils import escape, quoteattr
 
 from .errors import UsageError
 from .model import Chunk, PackedChunk, Redaction
 from .parse import split_lines
+
+
+# xml.sax.saxutils' escape and quoteattr, character for character (tests/test_pack.py compares them):
+# importing it imports urllib.request, http.client and ssl, which every build would pay for.
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
+def quoteattr(text: str) -> str:
+    text = escape(text).replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
+    if '"' not in text:
+        return f'"{text}"'
+    if "'" not in text:
+        return f"'{text}'"
+    return '"{}"'.format(text.replace('"', "&quot;"))
 
 FORMATS = ("md", "xml", "plain")
 FORMAT_ALIASES = {"md": "md", "markdown": "md", "xml": "xml", "plain": "plain", "text": "plain"}

@@ -8,12 +8,14 @@ libraries behind `hf` and `gguf` are optional extras, imported only when such a 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import logging
 import os
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +24,8 @@ from .errors import CtxpackError, UsageError
 DEFAULT_TOKENIZER = "tiktoken:cl100k_base"
 KINDS = ("tiktoken", "hf", "gguf")
 PATH_KINDS = ("hf", "gguf")  # kinds whose argument is a file path
+
+log = logging.getLogger("context_pack")
 
 
 class Tokenizer(Protocol):
@@ -55,12 +59,23 @@ class _Identified:
         return self._id
 
 
+class BlobStore(Protocol):
+    """Where a decoded vocabulary may be kept between runs: the index (`Index.derived`/`put_derived`)."""
+
+    def derived(self, kind: str, key: str) -> bytes | None: ...
+
+    def put_derived(self, kind: str, key: str, value: bytes) -> None: ...
+
+
 class TiktokenTokenizer(_Identified):
-    def __init__(self, encoding_name: str) -> None:
+    def __init__(self, encoding_name: str, vocabularies: BlobStore | None = None) -> None:
+        """`vocabularies`: where the decoded BPE ranks are kept (tiktoken base64-decodes 10^5 lines on every
+        load, ~0.05 s); the encoding is made from them when they are there, else loaded and kept there."""
         import tiktoken
 
+        kept = _kept_encoding(encoding_name, vocabularies) if vocabularies is not None else None
         try:
-            self._encoding = tiktoken.get_encoding(encoding_name)
+            self._encoding = kept if kept is not None else tiktoken.get_encoding(encoding_name)
         except ValueError as exc:  # unknown encoding name
             raise UsageError(f"unknown tiktoken encoding {encoding_name!r} (known: "
                              f"{', '.join(tiktoken.list_encoding_names())})") from exc
@@ -74,6 +89,8 @@ class TiktokenTokenizer(_Identified):
             ) from exc
         self._name = f"tiktoken:{encoding_name}"
         self._id = self._name  # an encoding name fixes its vocabulary
+        if vocabularies is not None and kept is None:
+            _keep_encoding(self._encoding, vocabularies)
 
     def count(self, text: str) -> int:
         return len(self._encoding.encode_ordinary(text))
@@ -82,6 +99,92 @@ class TiktokenTokenizer(_Identified):
         if len(texts) < 8:  # a thread pool per call costs more than a few texts take (the packer counts one by one)
             return [len(self._encoding.encode_ordinary(text)) for text in texts]
         return [len(tokens) for tokens in self._encoding.encode_ordinary_batch(texts, num_threads=2)]
+
+
+VOCABULARY_FORMAT = "1"  # of `_keep_encoding`'s blobs
+
+
+def _vocabulary_key(encoding_name: str) -> str | None:
+    """What a kept vocabulary depends on: the encoding's name, tiktoken's version, and the files in
+    tiktoken's download cache (where its BPE file is: name, size and mtime of each), found as tiktoken
+    finds it. None when tiktoken keeps no files (its cache is off, or empty: it downloads)."""
+    import tiktoken
+
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        folder = os.environ["TIKTOKEN_CACHE_DIR"]
+    elif "DATA_GYM_CACHE_DIR" in os.environ:
+        folder = os.environ["DATA_GYM_CACHE_DIR"]
+    else:
+        folder = os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    if not folder:
+        return None
+    try:
+        files = sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                       for entry in os.scandir(folder) if entry.is_file())
+    except OSError:
+        return None
+    if not files:
+        return None
+    identity = json.dumps([VOCABULARY_FORMAT, tiktoken.__version__, os.path.abspath(folder), files])
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _kept_encoding(encoding_name: str, store: BlobStore) -> Any:
+    """The encoding made from the ranks kept in `store`, or None (none kept, or not usable: loaded as usual)."""
+    import numpy as np
+    import tiktoken
+
+    try:
+        key = _vocabulary_key(encoding_name)
+        value = store.derived(f"vocabulary:{encoding_name}", key) if key is not None else None
+        if value is None:
+            return None
+        with np.load(io.BytesIO(value), allow_pickle=False) as arrays:
+            meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+            lengths = arrays["lengths"].astype(np.int64)
+            rank_array = arrays["ranks"].astype(np.int64)
+            blob = arrays["blob"].tobytes()
+        name, pattern, special = meta
+        ranks = rank_array.tolist()
+        ends = np.cumsum(lengths)
+        if (name != encoding_name or len(lengths) != len(ranks) or (len(ends) and int(ends[-1]) != len(blob))
+                or not isinstance(pattern, str) or not isinstance(special, dict)
+                or not all(isinstance(k, str) and isinstance(v, int) for k, v in special.items())):
+            raise ValueError("inconsistent vocabulary")
+        starts = (ends - lengths).tolist()
+        mergeable = dict(zip([blob[a:b] for a, b in zip(starts, ends.tolist(), strict=True)], ranks, strict=True))
+        # Duplicate tokens or ranks would make tiktoken's Rust side panic (not an Exception): refuse them here.
+        # (Ranks are kept in increasing order, which proves them distinct without a set of 10^5 numbers.)
+        distinct = bool(np.all(np.diff(rank_array) > 0)) or np.unique(rank_array).size == rank_array.size
+        if (len(mergeable) != len(ranks) or not distinct or len(set(special.values())) != len(special)
+                or np.isin(np.array(list(special.values()), dtype=np.int64), rank_array).any()):
+            raise ValueError("duplicate tokens or ranks")
+        encoding = tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=mergeable, special_tokens=special)
+    except Exception as exc:  # damaged, foreign or unreadable: a miss, loaded as usual and kept again
+        log.warning("ignoring a damaged kept vocabulary of %s (%s); loading it again", encoding_name,
+                    type(exc).__name__)
+        return None
+    return encoding
+
+
+def _keep_encoding(encoding: Any, store: BlobStore) -> None:
+    """Keep an encoding's ranks in `store` (as arrays: never pickle, the index is not trusted)."""
+    import numpy as np
+
+    key = _vocabulary_key(encoding.name)
+    if key is None:
+        return
+    try:
+        ranks: dict[bytes, int] = encoding._mergeable_ranks
+        meta = [encoding.name, encoding._pat_str, encoding._special_tokens]
+    except AttributeError:  # another tiktoken: nothing kept, nothing lost
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+             lengths=np.fromiter(map(len, ranks), dtype="<u4", count=len(ranks)),
+             ranks=np.fromiter(ranks.values(), dtype="<i8", count=len(ranks)),
+             blob=np.frombuffer(b"".join(ranks), dtype=np.uint8))
+    store.put_derived(f"vocabulary:{encoding.name}", key, buffer.getvalue())
 
 
 class HuggingFaceTokenizer(_Identified):
@@ -223,14 +326,30 @@ _FACTORIES: dict[str, Callable[[str], Tokenizer]] = {
 }
 
 
-@lru_cache(maxsize=8)
-def get_tokenizer(spec: str = DEFAULT_TOKENIZER) -> Tokenizer:
-    """Resolve a tokenizer spec `kind:argument`; UsageError for a bad spec or a missing path."""
+_LOADED: dict[str, Tokenizer] = {}  # by spec: each is loaded once per process
+MAX_LOADED = 8
+
+
+def get_tokenizer(spec: str = DEFAULT_TOKENIZER, vocabularies: BlobStore | None = None) -> Tokenizer:
+    """Resolve a tokenizer spec `kind:argument`; UsageError for a bad spec or a missing path. A tiktoken
+    vocabulary is read from `vocabularies` (the index) when kept there, and kept there when loaded."""
+    found = _LOADED.get(spec)
+    if found is None:
+        found = _load_tokenizer(spec, vocabularies)
+        if len(_LOADED) >= MAX_LOADED:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[spec] = found
+    return found
+
+
+def _load_tokenizer(spec: str, vocabularies: BlobStore | None) -> Tokenizer:
     kind, _, argument = spec.partition(":")
     if kind == "backend" and argument:  # the model server's /tokenize; httpx only when asked for
         from .backends.tokenizer import backend_tokenizer
 
         return backend_tokenizer(argument)
+    if kind == "tiktoken" and argument:
+        return TiktokenTokenizer(argument, vocabularies)
     factory = _FACTORIES.get(kind)
     if factory is None or not argument:
         raise UsageError(f"unknown tokenizer {spec!r} (expected tiktoken:NAME, hf:PATH, gguf:PATH or "

@@ -3,6 +3,7 @@ concurrent builds and SIGKILL."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -81,6 +82,19 @@ def test_no_cache_writes_nothing(tmp_path: Path) -> None:
     result = run_cli("build", str(repo), "--no-cache", "-b", "500")
     assert result.returncode == 0
     assert not (repo / ".ctxpack").exists()
+
+
+def test_a_build_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    assert gc.isenabled()
+    context_pack.build(repo, budget=500)  # parses in forked workers, which collect again
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        context_pack.build(repo, budget=500, query="func_3")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "future-schema", "empty"])

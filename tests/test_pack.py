@@ -158,3 +158,13 @@ def test_two_builds_are_byte_identical(example_repo: Path) -> None:
         second = context_pack.build(example_repo, budget=3000, format=fmt)
         assert first.text == second.text
         assert first.to_json_dict() == second.to_json_dict()
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab&<>\"'\n\r\t ;#é")), max_size=40))
+def test_xml_escaping_is_saxutils_exactly(text: str) -> None:
+    from xml.sax.saxutils import escape, quoteattr
+
+    from context_pack import render as render_module
+
+    assert render_module.escape(text) == escape(text)
+    assert render_module.quoteattr(text) == quoteattr(text)

@@ -267,3 +267,90 @@ def test_missing_optional_libraries_say_what_to_install(monkeypatch: pytest.Monk
         GgufTokenizer(str(vocab("deepseek-coder")))
     with pytest.raises(CtxpackError, match="pip install tokenizers"):
         HuggingFaceTokenizer(str(qwen2_tokenizer_json()))
+
+
+class _Blobs:
+    """A stand-in for the index's derived table."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def derived(self, kind: str, key: str) -> bytes | None:
+        return self.values.get(f"{kind}:{key}")
+
+    def put_derived(self, kind: str, key: str, value: bytes) -> None:
+        self.values = {k: v for k, v in self.values.items() if not k.startswith(f"{kind}:")}
+        self.values[f"{kind}:{key}"] = value
+
+
+def test_a_kept_tiktoken_vocabulary_counts_exactly_as_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiktoken
+
+    from context_pack.tokens import TiktokenTokenizer
+
+    reference = tiktoken.get_encoding("cl100k_base")
+    blobs = _Blobs()
+    TiktokenTokenizer("cl100k_base", blobs)  # loaded as usual, and kept
+    assert len(blobs.values) == 1
+    with monkeypatch.context() as patch:  # now made from what was kept, without tiktoken's loader
+        patch.setattr(tiktoken, "get_encoding", lambda name: pytest.fail("loaded again"))
+        kept = TiktokenTokenizer("cl100k_base", blobs)
+    assert kept._encoding._mergeable_ranks == reference._mergeable_ranks
+    assert kept._encoding._special_tokens == reference._special_tokens
+    for text in [*sample_texts(), "", "<|endoftext|> is text here"]:
+        assert kept.count(text) == len(reference.encode_ordinary(text))
+    assert kept.id == "tiktoken:cl100k_base"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "duplicate-ranks", "wrong-name", "truncated-blob"])
+def test_a_damaged_kept_vocabulary_is_loaded_again_not_trusted(damage: str) -> None:
+    import io
+
+    import numpy as np
+    import tiktoken
+
+    from context_pack.tokens import TiktokenTokenizer
+
+    blobs = _Blobs()
+    TiktokenTokenizer("cl100k_base", blobs)
+    (key, value), = blobs.values.items()
+    with np.load(io.BytesIO(value), allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    if damage == "garbage":
+        blobs.values[key] = b"PK\x03\x04 not a zip"
+    else:
+        if damage == "duplicate-ranks":
+            arrays["ranks"] = np.zeros_like(arrays["ranks"])
+        elif damage == "wrong-name":
+            meta = json.loads(arrays["meta"].tobytes())
+            arrays["meta"] = np.frombuffer(json.dumps(["o200k_base", *meta[1:]]).encode(), dtype=np.uint8)
+        else:
+            arrays["blob"] = arrays["blob"][:-10]
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        blobs.values[key] = buffer.getvalue()
+    again = TiktokenTokenizer("cl100k_base", blobs)
+    reference = tiktoken.get_encoding("cl100k_base")
+    assert again._encoding._mergeable_ranks == reference._mergeable_ranks
+    assert again.count(sample_texts()[0]) == len(reference.encode_ordinary(sample_texts()[0]))
+    assert TiktokenTokenizer("cl100k_base", blobs)._encoding._mergeable_ranks == reference._mergeable_ranks  # kept anew
+
+
+def test_builds_keep_the_vocabulary_in_the_index_and_survive_a_damaged_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    from conftest import init_repo
+
+    repo = init_repo(tmp_path / "repo", {"a.py": "def alpha():\n    return 1\n", "b.py": "import a\n"})
+    first = run_cli("build", str(repo), "-b", "400", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        kept = db.execute("SELECT COUNT(*) FROM derived WHERE key LIKE 'vocabulary:cl100k_base:%'").fetchone()
+        assert kept == (1,)
+        db.execute("UPDATE derived SET value = ? WHERE key LIKE 'vocabulary:%'", (b"garbage",))
+        db.execute("DELETE FROM results")
+    second = run_cli("build", str(repo), "-b", "400", "--format", "json")
+    assert second.returncode == 0 and second.stdout == first.stdout
+    assert "damaged kept vocabulary" in second.stderr
+    third = run_cli("build", str(repo), "-b", "400", "--format", "json", "--query", "alpha")
+    assert third.returncode == 0 and "damaged" not in third.stderr  # kept again by the second build

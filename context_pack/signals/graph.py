@@ -38,8 +38,8 @@ MAX_PATCHED_FILES = 64  # beyond this many changed files, a graph is rebuilt rat
 
 
 class CodeGraph:
-    """The graph of a list of chunks. Names, files and definitions are made at once (a query needs them);
-    the matrices only when a ranking asks (centrality is usually cached, so a warm build never does).
+    """The graph of a list of chunks. Files are made at once (a query needs them), definitions when first
+    asked for, the matrices only when a ranking asks (centrality is usually cached, so a warm build never does).
 
     Chunks come in file blocks, files in path order (as a corpus holds them)."""
 
@@ -58,17 +58,23 @@ class CodeGraph:
         self._links_of = links_of
         self._stored = stored
         self._previous = previous
-        self.files: list[str] = sorted({c.path for c in chunks})
+        paths = [c.path for c in chunks]
+        self.files: list[str] = sorted(set(paths))
         self.file_id = {path: i for i, path in enumerate(self.files)}
         self.structures = [structures.get(path, "") for path in self.files] if structures is not None else None
         # chunk index -> file index
-        self.file_of_chunk = np.fromiter((self.file_id[c.path] for c in chunks), dtype=np.int64, count=len(chunks))
+        self.file_of_chunk = np.fromiter(map(self.file_id.__getitem__, paths), dtype=np.int64, count=len(chunks))
+
+    @cached_property
+    def definitions(self) -> dict[str, list[int]]:
+        """Short name -> the chunks defining it. Made on first use: a query that names no identifier, on a
+        graph whose matrices are kept, never needs it (~10^5 symbols)."""
         definitions: dict[str, list[int]] = defaultdict(list)
-        for i, chunk in enumerate(chunks):
+        for i, chunk in enumerate(self.chunks):
             if chunk.symbols:
                 for symbol in chunk.symbols:
                     definitions[symbol.rpartition(".")[2]].append(i)  # short_name, inlined: ~10^5 calls
-        self.definitions: dict[str, list[int]] = dict(definitions)  # short name -> chunks defining it
+        return dict(definitions)
 
     @property
     def chunk_count(self) -> int:

@@ -69,10 +69,11 @@ def class_best(chunks: Sequence[Chunk], values: np.ndarray) -> np.ndarray:
     keys = [f"{c.path}\0{c.name[:c.name.rfind('.')]}" if c.name.rfind(".") > 0 else "" for c in chunks]
     if not keys:
         return np.zeros(0)
-    unique, group = np.unique(np.array(keys, dtype=object), return_inverse=True)
-    best = np.zeros(len(unique))
+    ids: dict[str, int] = {}  # key -> its group, numbered by first sight (a dict: np.unique sorts the strings)
+    group = np.fromiter((ids.setdefault(key, len(ids)) for key in keys), dtype=np.int64, count=len(keys))
+    best = np.zeros(len(ids))
     np.maximum.at(best, group, values)
-    sizes = np.bincount(group, minlength=len(unique))
+    sizes = np.bincount(group, minlength=len(ids))
     out = best[group]
     out[(sizes[group] < 2) | (np.array([not k for k in keys]))] = 0.0  # no class, or alone in it
     return out

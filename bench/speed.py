@@ -15,9 +15,11 @@ For each codebase, in one run:
   the index for that file and packs the staged change;
 - peak RSS of the ctxpack process itself (its parse workers are separate, smaller processes).
 Times are wall-clock seconds of the whole `ctxpack` process as a user runs it (import time included);
-the median of `--runs` runs. Codebases are made under `--workdir` (default ~/.cache/ctxpack-bench/speed):
-the standard library (`sysconfig.get_paths()["stdlib"]` without site-packages/, __pycache__/ and
-config-*/) and the Django 5.1.4 sdist from PyPI, each committed into a git repo.
+the median of `--runs` runs. ctxpack's own modules are byte-compiled first, as `pip install` does: an editable
+install run with PYTHONDONTWRITEBYTECODE=1 (as here) would otherwise compile them in every process (~0.1 s).
+Codebases are made under `--workdir` (default ~/.cache/ctxpack-bench/speed): the standard library
+(`sysconfig.get_paths()["stdlib"]` without site-packages/, __pycache__/ and config-*/) and the Django 5.1.4
+sdist from PyPI, each committed into a git repo.
 """
 
 from __future__ import annotations
@@ -212,6 +214,10 @@ def main() -> None:
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    package = subprocess.run([str(args.ctxpack.parent / "python"), "-c",
+                              "import context_pack, os; print(os.path.dirname(context_pack.__file__))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([str(args.ctxpack.parent / "python"), "-m", "compileall", "-q", package], check=True)
     prepare = {"stdlib": prepare_stdlib, "django": prepare_django}
     results = {}
     for name in args.codebases.split(","):

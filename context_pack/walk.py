@@ -50,6 +50,7 @@ MINIFIED_LINE = 1000  # a line this long in the first 8 KB hints at minified cod
 MINIFIED_MEAN_LINE = 300
 BINARY_SHARE = 0.1  # more undecodable bytes and control characters than this in the first 8 KB: binary
 CONTROL_CHARS = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r\f\v\x1b") | {"\x7f"}
+CONTROL_BYTES = "".join(sorted(CONTROL_CHARS)).encode("ascii")
 WARN_REASONS = frozenset({"unreadable"})  # skips a user should hear about without --verbose
 
 
@@ -278,7 +279,10 @@ def _is_folder(path: str) -> bool:
 def _looks_binary(head: bytes) -> bool:
     """Random bytes without a NUL: mostly undecodable as UTF-8, or full of control characters."""
     text = head.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd") + sum(1 for char in text if char in CONTROL_CHARS)
+    # Control characters are ASCII, and an ASCII byte always decodes to itself: count them in the bytes, in C
+    # (a loop over the characters cost ~0.3 s of a cold stdlib build).
+    controls = len(head) - len(head.translate(None, CONTROL_BYTES))
+    bad = text.count("\ufffd") + controls
     return bad >= 4 and bad > BINARY_SHARE * len(text)
 
 

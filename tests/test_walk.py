@@ -148,3 +148,26 @@ def test_a_file_the_index_knows_by_its_stat_is_not_read_again(tmp_path: Path) ->
     assert asked == [("gen.py", info.st_size, info.st_mtime_ns)]
     os.utime(tmp_path / "gen.py", ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
     assert [f.path for f in walk(tmp_path, known=known).files] == []  # a new stat: read and classified again
+
+
+def test_binary_check_counts_control_characters_as_the_decoded_text_has_them() -> None:
+    """Control characters are counted in the bytes; that must equal counting them in the decoded text,
+    whatever invalid UTF-8 surrounds them."""
+    import random
+
+    from context_pack.walk import BINARY_SHARE, CONTROL_CHARS, _looks_binary
+
+    def by_characters(head: bytes) -> bool:
+        text = head.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd") + sum(1 for char in text if char in CONTROL_CHARS)
+        return bad >= 4 and bad > BINARY_SHARE * len(text)
+
+    rng = random.Random(5)
+    pieces = [b"\x01", b"\x07", b"\x7f", b"\x1b", b"\t", b"\n", b"\xe2\x82", b"\xe2\x82\xac", b"\xff", b"\xc3",
+              "é".encode(), "\ufffd".encode(), b"abc ", b"\x80\x01"]
+    heads = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 400))) for _ in range(300)]
+    heads += [b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 200))) for _ in range(300)]
+    verdicts = {by_characters(head) for head in heads}
+    assert verdicts == {True, False}  # the inputs exercise both answers
+    for head in heads:
+        assert _looks_binary(head) == by_characters(head), head

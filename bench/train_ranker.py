@@ -158,6 +158,11 @@ def rank_in_file(scores: np.ndarray, file_of_chunk: np.ndarray) -> np.ndarray:
     return out
 
 
+def diversified(scores: np.ndarray, file_of_chunk: np.ndarray, delta: float) -> np.ndarray:
+    """Scores less delta × log(1 + each chunk's rank within its file): later chunks of a file wait."""
+    return scores - delta * np.log1p(rank_in_file(scores, file_of_chunk))
+
+
 def evaluate(instances: list[Instance], scorer: Any) -> dict[int, tuple[float, float]]:
     results: dict[int, list[tuple[bool, bool]]] = {b: [] for b in BUDGETS}
     for inst in instances:
@@ -320,8 +325,7 @@ def fit(args: argparse.Namespace) -> None:
                 logits[inst.id] - gamma * np.log(inst.tokens))
             for delta in [float(v) for v in args.diversity.split(",")] if args.diversity else []:
                 row(f"    − {delta} × log(1 + rank in file)", lambda inst, logits=logits, gamma=gamma, delta=delta:
-                    (lambda s: s - delta * np.log1p(rank_in_file(s, inst.file)))(
-                        logits[inst.id] - gamma * np.log(inst.tokens)))
+                    diversified(logits[inst.id] - gamma * np.log(inst.tokens), inst.file, delta))
     final = fit_model(instances, features, float(args.c.split(",")[-1]), args.negatives, mine=args.mine)
     print("\nweights fitted on all instances (paste into context_pack/signals/query.py):")
     print(f"LEARNED_INTERCEPT = {final.intercept_[0]:.4f}")

@@ -40,15 +40,19 @@ def read_history(root: Path, max_commits: int = MAX_COMMITS) -> FileHistory:
     # With -z the stream is: NUL, time, NUL, newline + path, NUL, path, ..., NUL, NUL, time, ...
     commit_time = 0
     expect_time = False
-    current: list[str] = []
+    current: list[str] = []  # the files of the commit being read
+
+    def close_commit() -> None:
+        if 0 < len(current) <= MAX_COCHANGE_FILES:
+            history.commits.append(tuple(current))
+        current.clear()
+
     for raw in log.stdout.split(b"\0"):
         if not raw:
             expect_time = True
             continue
         if expect_time:
-            if 0 < len(current) <= MAX_COCHANGE_FILES:
-                history.commits.append(tuple(current))
-            current = []
+            close_commit()
             commit_time = int(raw)
             history.newest = max(history.newest, commit_time)
             expect_time = False
@@ -57,8 +61,7 @@ def read_history(root: Path, max_commits: int = MAX_COMMITS) -> FileHistory:
         history.touches[path] = history.touches.get(path, 0) + 1
         history.last_commit.setdefault(path, commit_time)  # the log is newest first
         current.append(path)
-    if 0 < len(current) <= MAX_COCHANGE_FILES:
-        history.commits.append(tuple(current))
+    close_commit()
     history.dirty = _dirty(root)
     return history
 

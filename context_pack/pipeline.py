@@ -88,10 +88,16 @@ class Corpus:
             self._memo["graph_state"] = self._read_graph()
         return self._memo["graph_state"]
 
+    def _kept_graph_blob(self) -> tuple[str, bytes] | None:
+        """The kept graph's (key, blob) as the index holds it, read once per build (the query's chunk links
+        and the graph's matrices may both want it)."""
+        if "graph_blob" not in self._memo:
+            index = self.index if self.structure_key else None
+            self._memo["graph_blob"] = index.latest_derived("graph") if index is not None else None
+        return self._memo["graph_blob"]
+
     def _read_graph(self) -> tuple[str, GraphState] | None:
-        if self.index is None or not self.structure_key:
-            return None
-        found = self.index.latest_derived("graph")
+        found = self._kept_graph_blob()
         if found is None or not found[0].endswith(f":{_graph_code_fingerprint()}"):
             return None  # none, or made by other code
         from .signals.graph import GraphState
@@ -121,9 +127,7 @@ class Corpus:
 
     def _kept_chunk_links(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The kept graph's chunk links if they belong to this structure and fit this corpus."""
-        if self.index is None or not self.structure_key:
-            return None
-        found = self.index.latest_derived("graph")
+        found = self._kept_graph_blob()
         if found is None or found[0] != self._derived_key():
             return None
         from .signals.graph import GraphState

@@ -26,7 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import retrieval as rt
 
-from context_pack.signals.query import CHARS_PER_TOKEN  # the size estimate the shipped penalty uses
+from context_pack.signals.query import (
+    CHARS_PER_TOKEN,  # the size estimate the shipped penalty uses
+    pulled_by_neighbours,
+)
 from context_pack.signals.query import TOKEN_OVERHEAD as CHUNK_OVERHEAD
 
 FILE_OVERHEAD = 20
@@ -112,6 +115,7 @@ class Instance:
         self.tokens = data["sizes"] / CHARS_PER_TOKEN + CHUNK_OVERHEAD
         self.signature_tokens = np.where(data["signature"] > 0, data["signature"] / CHARS_PER_TOKEN + 8, np.inf)
         self.file = data["file_of_chunk"]
+        self.starts = data["starts"]
         self.current = data["current"].astype(np.float64)
         self.gold_files = set(meta["gold"])
         paths = data["paths"]
@@ -323,6 +327,10 @@ def fit(args: argparse.Namespace) -> None:
         for gamma in [float(v) for v in args.gamma.split(",")] if args.gamma else []:
             row(f"  − {gamma} × log tokens", lambda inst, logits=logits, gamma=gamma:
                 logits[inst.id] - gamma * np.log(inst.tokens))
+            for pull in [float(v) for v in args.pull.split(",")] if args.pull else []:
+                row(f"    pulled {pull} towards the better neighbour",
+                    lambda inst, logits=logits, gamma=gamma, pull=pull: pulled_by_neighbours(
+                        logits[inst.id] - gamma * np.log(inst.tokens), inst.file, inst.starts, pull))
             for delta in [float(v) for v in args.diversity.split(",")] if args.diversity else []:
                 row(f"    − {delta} × log(1 + rank in file)", lambda inst, logits=logits, gamma=gamma, delta=delta:
                     diversified(logits[inst.id] - gamma * np.log(inst.tokens), inst.file, delta))
@@ -354,6 +362,8 @@ def main() -> None:
     f.add_argument("--no-cv", action="store_true", help="only fit on everything and print the weights")
     f.add_argument("--second-pass", action="store_true", help="also a second pass on the first's file scores")
     f.add_argument("--gamma", help="also score logit − gamma × log(tokens), for these comma-separated gammas")
+    f.add_argument("--pull", help="with each --gamma, also pulled this share towards the better neighbour "
+                   "chunk (comma-separated; the shipped NEIGHBOUR_PULL)")
     f.add_argument("--diversity", help="with each --gamma, also − delta × log(1 + the chunk's rank in its file)")
     f.add_argument("--workdir", type=Path, default=rt.DEFAULT_WORKDIR)
     args = parser.parse_args()

@@ -293,3 +293,28 @@ def test_history_records_what_changed_together_and_cochange_follows_it(tmp_path:
     assert values[1] == pytest.approx(max(1 / 3, 4 / 5 / 2))
     assert values[0] == 0.0 and values[2] == 0.0  # the top files themselves
     assert not cochange(files, np.zeros(4), history.commits).any()
+
+
+def test_neighbour_pull_lifts_the_chunks_beside_a_strong_one_in_its_file_only() -> None:
+    from context_pack.signals.query import pulled_by_neighbours
+
+    # Two files: a.py's chunks at lines 1, 20, 40; b.py's at 1, 30. The strong chunk is a.py:20.
+    files = np.array([0, 0, 0, 1, 1])
+    starts = np.array([1, 20, 40, 1, 30])
+    logit = np.array([-4.0, 2.0, -6.0, -4.0, -5.0])
+    pulled = pulled_by_neighbours(logit, files, starts, pull=0.5)
+    assert pulled[0] == pytest.approx(-1.0) and pulled[2] == pytest.approx(-2.0)  # half way up to 2.0
+    assert pulled[1] == 2.0  # its neighbours are weaker: unchanged
+    assert pulled[3] == -4.0  # b.py:1 follows a.py:40 in the list, but is in another file
+    assert pulled[4] == pytest.approx(-4.5)  # half way up to b.py:1
+    assert np.array_equal(pulled_by_neighbours(logit, files, starts, pull=0.0), logit)
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 50):  # the input's order does not matter, and nothing ever goes down
+        files = rng.integers(0, 4, n)
+        starts = rng.permutation(n) + 1
+        logit = rng.normal(size=n)
+        pulled = pulled_by_neighbours(logit, files, starts)
+        shuffle = rng.permutation(n)
+        assert np.allclose(pulled_by_neighbours(logit[shuffle], files[shuffle], starts[shuffle]), pulled[shuffle])
+        assert np.all(pulled >= logit)

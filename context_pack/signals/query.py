@@ -57,6 +57,7 @@ LEARNED_INCLUDES = ("definitions", "tests", "recency", "centrality")
 SIZE_PENALTY = 0.3  # × log(estimated tokens), subtracted from the model's log-odds
 CHARS_PER_TOKEN = 3.6
 TOKEN_OVERHEAD = 8.0  # the marker and framing a packed chunk adds
+NEIGHBOUR_PULL = 0.3  # share of the way a chunk's log-odds move up towards its better neighbour in the file
 LEARNED_INTERCEPT = -5.1862
 LEARNED_WEIGHTS: dict[str, float] = {
     "bm25": -2.7743,
@@ -231,7 +232,27 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     # The model says how likely a chunk holds the fix; a pack pays for it in tokens, so big chunks wait a little.
     tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
     logit -= SIZE_PENALTY * np.log(tokens)
+    starts = np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
+    logit = pulled_by_neighbours(logit, graph.file_of_chunk, starts)
     return 1.0 / (1.0 + np.exp(-logit))
+
+
+def pulled_by_neighbours(logit: np.ndarray, file_of_chunk: np.ndarray, start_lines: np.ndarray,
+                         pull: float = NEIGHBOUR_PULL) -> np.ndarray:
+    """Each chunk's log-odds moved `pull` of the way up to those of the better of its two neighbours in its
+    file (the chunks just above and below). A fix often spans adjacent chunks: a method and the next, the
+    lines around a function, a class header and its first method."""
+    if len(logit) < 2 or pull == 0.0:
+        return logit
+    order = np.lexsort((start_lines, file_of_chunk))  # file by file, in line order
+    ordered = logit[order]
+    same_file = file_of_chunk[order][1:] == file_of_chunk[order][:-1]
+    better = np.full(len(logit), -np.inf)
+    better[1:] = np.where(same_file, ordered[:-1], -np.inf)  # the chunk above
+    better[:-1] = np.maximum(better[:-1], np.where(same_file, ordered[1:], -np.inf))  # the chunk below
+    pulled = np.empty_like(logit)
+    pulled[order] = ordered + pull * np.maximum(0.0, better - ordered)
+    return pulled
 
 
 def identifier_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Mentions) -> np.ndarray:

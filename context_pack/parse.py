@@ -10,6 +10,7 @@ Everything here is iterative: a 10,000-deep nesting must not hit Python's recurs
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -188,6 +189,11 @@ def _node_text(node: Any, source: bytes) -> str:
 
 
 def _clean_name(text: str) -> str:
+    """A definition's name as one dotted name: no generic arguments, `::`, `->`, spaces or pointer marks."""
+    return text if text.isidentifier() else _normalised_name(text)  # most names: nothing would change
+
+
+def _normalised_name(text: str) -> str:
     text = re.sub(r"(?<=\w)<[^<>]*>", "", text)  # generic arguments, not operators like <=>
     text = text.replace("::", ".").replace("->", ".").replace("\\", ".")
     text = re.sub(r"[\s*&]+", "", text)
@@ -378,11 +384,13 @@ class _ChunkBuilder:
         def_starts: dict[int, list[_Def]] = {}
         for d in self.defs:
             def_starts.setdefault(d.node_start_row, []).append(d)
+        references_at, imports_at = self.facts.references, self.facts.imports
+        # The rows that have something, in order: a chunk looks up its own few, not each of its lines.
+        def_rows, reference_rows, import_rows = sorted(def_starts), sorted(references_at), sorted(imports_at)
         for start, end, kind, name, definition in spans:
-            rows = range(start, end + 1)
-            symbols = [d.qualified for row in rows for d in def_starts.get(row, ())]
-            references = sorted({r for row in rows for r in self.facts.references.get(row, ())})
-            imports = [m for row in rows for m in self.facts.imports.get(row, ())]
+            symbols = [d.qualified for row in _rows_within(def_rows, start, end) for d in def_starts[row]]
+            references = sorted({r for row in _rows_within(reference_rows, start, end) for r in references_at[row]})
+            imports = [m for row in _rows_within(import_rows, start, end) for m in imports_at[row]]
             text = "".join(self.lines[start:end + 1])
             signature = _signature(definition, self.lines) if definition is not None else ""
             is_test = self.test_file or any(TEST_NAME_RE.match(part) for part in name.split(".") if part)
@@ -395,6 +403,11 @@ class _ChunkBuilder:
                 todo_count=count_todos(text), is_test=is_test,
             ))
         return chunks
+
+
+def _rows_within(rows: list[int], start: int, end: int) -> list[int]:
+    """The rows of the sorted list `rows` from `start` to `end`, both included."""
+    return rows[bisect_left(rows, start):bisect_right(rows, end)]
 
 
 def _merge_blank(spans: list[tuple[int, int, str, str, _Def | None]],

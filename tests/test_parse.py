@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from context_pack.parse import is_test_path, parse_file
+from hypothesis import given
+from hypothesis import strategies as st
+
+from context_pack.parse import _clean_name, _normalised_name, is_test_path, parse_file
 from test_parse_languages import assert_partition
 
 CLASS_SOURCE = "import os\n\n\nclass Big:\n    x = 1\n\n" + "".join(
@@ -114,3 +117,9 @@ def test_very_long_definition_is_cut_into_head_and_parts() -> None:
     assert head.name == "Options" and head.signature == "class Options:\n"
     assert len(parts) >= 4 and all(p.line_count <= 61 for p in parts)
     assert chunks[-1].name == "after"
+
+
+@given(st.text(alphabet=st.sampled_from("aZ_9é\u0300<>:.-\\ *&\t\u00a0\u2003"), max_size=10) | st.text(max_size=10))
+def test_clean_name_shortcut_changes_nothing(text: str) -> None:
+    """An identifier skips the clean-up: it must come out exactly as the clean-up would leave it."""
+    assert _clean_name(text) == _normalised_name(text)

@@ -25,7 +25,7 @@ from .model import Chunk, Links
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -281,14 +281,16 @@ class Index:
                 db.execute("CREATE TABLE files (path TEXT PRIMARY KEY, hash TEXT NOT NULL, size INTEGER NOT NULL, "
                            "mtime_ns INTEGER NOT NULL, language TEXT NOT NULL, structure TEXT NOT NULL, "
                            "names TEXT NOT NULL, numbers BLOB NOT NULL, links TEXT NOT NULL, "
-                           "details TEXT NOT NULL, source TEXT NOT NULL)")
+                           "details TEXT NOT NULL, source TEXT NOT NULL, terms_from INTEGER NOT NULL, "
+                           "terms_to INTEGER NOT NULL)")
                 # Token counts of chunk texts, per tokenizer id and text digest (what the packer counts).
                 db.execute("CREATE TABLE token_counts (tokenizer TEXT NOT NULL, digest TEXT NOT NULL, "
                            "count INTEGER NOT NULL, PRIMARY KEY (tokenizer, digest)) WITHOUT ROWID")
                 # Query-independent results derived from the whole corpus (its centrality), by content key.
                 db.execute("CREATE TABLE derived (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
                 # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75);
-                # Porter stemming, so an issue's "formsets" finds the code's `formset`.
+                # Porter stemming, so an issue's "formsets" finds the code's `formset`. A file's rows have the
+                # rowids `files.terms_from` to `terms_to`, so that replacing a file need not scan the table.
                 db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
                            "tokenize = 'porter unicode61 remove_diacritics 0')")
                 # Whole packs by the digest of everything they depend on (`pipeline.result_key`), the newest few.
@@ -300,7 +302,7 @@ class Index:
             if meta.get("schema") != str(SCHEMA_VERSION):
                 raise _Foreign(f"index schema {meta.get('schema')!r}, expected {SCHEMA_VERSION}")
             db.execute("SELECT path, hash, size, mtime_ns, language, structure, names, numbers, links, details, "
-                       "source FROM files LIMIT 1")
+                       "source, terms_from, terms_to FROM files LIMIT 1")
             db.execute("SELECT key, value FROM derived LIMIT 1").fetchall()
             db.execute("SELECT tokenizer, digest, count FROM token_counts LIMIT 1").fetchall()
             db.execute("SELECT path, ordinal, body FROM terms LIMIT 1").fetchall()
@@ -394,18 +396,25 @@ class Index:
                 for start in range(0, len(gone), 500):
                     batch = gone[start:start + 500]
                     marks = ",".join("?" * len(batch))
-                    self.db.execute(f"DELETE FROM terms WHERE path IN ({marks})", batch)
+                    spans = self.db.execute(f"SELECT terms_from, terms_to FROM files WHERE path IN ({marks})",
+                                            batch).fetchall()
+                    self.db.executemany("DELETE FROM terms WHERE rowid BETWEEN ? AND ?", spans)
                     self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
+                (last,) = self.db.execute("SELECT COALESCE(MAX(terms_to), 0) FROM files").fetchone()
+                first_rowid: dict[str, int] = {}
+                for path, f in changed.items():
+                    first_rowid[path] = last + 1
+                    last += len(f.terms)
                 self.db.executemany(
                     "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, links, "
-                    "details, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "details, source, terms_from, terms_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, structure_digest(f.chunks),
                       *encode_chunks(f.chunks), encode_links(f.chunks), encode_details(f.chunks),
-                      "".join(c.text for c in f.chunks))
+                      "".join(c.text for c in f.chunks), first_rowid[path], first_rowid[path] + len(f.terms) - 1)
                      for path, f in changed.items()])
-                self.db.executemany("INSERT INTO terms (path, ordinal, body) VALUES (?, ?, ?)",
-                                    [(path, ordinal, body) for path, f in changed.items()
-                                     for ordinal, body in enumerate(f.terms)])
+                self.db.executemany("INSERT INTO terms (rowid, path, ordinal, body) VALUES (?, ?, ?, ?)",
+                                    [(first_rowid[path] + ordinal, path, ordinal, body)
+                                     for path, f in changed.items() for ordinal, body in enumerate(f.terms)])
                 self.db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
                                     [(s.size, s.mtime_ns, path) for path, s in restat.items()])
             return True

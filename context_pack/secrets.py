@@ -18,9 +18,13 @@ BEGIN marker to its END marker, body lines included.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import math
 import re
+import sys
+import types
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -123,19 +127,46 @@ def _shortest(entropy_limit: float) -> int:
     return math.floor(2 ** entropy_limit) + 1
 
 
+class _OnFirstUse(types.ModuleType):
+    """Stands in for a module while a dependency is imported; the first attribute anyone asks of it imports
+    the real module and answers from that."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@contextmanager
+def _imported_on_first_use(name: str) -> Iterator[None]:
+    """Modules imported inside bind `name` to a stand-in (`_OnFirstUse`) unless it is imported already."""
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = _OnFirstUse(name)
+    try:
+        yield
+    finally:
+        if isinstance(sys.modules.get(name), _OnFirstUse):
+            del sys.modules[name]
+
+
 @cache
 def _plugins() -> tuple[tuple[_Plugin, ...], tuple[_Pattern, ...]]:
-    import importlib
+    # detect-secrets imports `requests` (~70 ms, a third of loading it) for verifying secrets over the network,
+    # which ctxpack never does: it only calls the plugins' `analyze_string` and the heuristics.
+    with _imported_on_first_use("requests"):
+        import detect_secrets.filters.heuristic  # noqa: F401 (imported here, with the stand-in)
+        from detect_secrets.plugins.base import RegexBasedDetector
+        from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 
-    from detect_secrets.plugins.base import RegexBasedDetector
-    from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
+        modules = {name: importlib.import_module(f"detect_secrets.plugins.{name}") for name, _ in PLUGINS}
 
     plugins: list[_Plugin] = []
     patterns: list[_Pattern] = []
     strings: list[str] = []  # per high-entropy plugin: its charset, as long as its entropy limit needs
     for module_name, class_name in PLUGINS:
-        module = importlib.import_module(f"detect_secrets.plugins.{module_name}")
-        instance = getattr(module, class_name)()
+        instance = getattr(modules[module_name], class_name)()
         number = len(plugins)
         if isinstance(instance, HighEntropyStringsPlugin):
             plugins.append(_Plugin(instance, entropy=True))

@@ -447,3 +447,32 @@ def test_a_damaged_previous_graph_is_rebuilt(tmp_path: Path) -> None:
     assert _same_graph(repo) == "made"
     mod1.write_text(mod1.read_text().replace("\n\n\ndef helper_1", "\n\n\nprint(0)\n\n\ndef helper_1"))
     assert _same_graph(repo) == "patched"
+
+
+def test_each_files_full_text_rows_are_its_rowid_span_after_replacements(tmp_path: Path) -> None:
+    """A file's query terms sit at rowids `terms_from`..`terms_to` (one row per chunk): replacing or deleting
+    a file removes exactly its rows, and BM25 then scores as on an index built from scratch."""
+    repo = make_repo(tmp_path)
+    collect(repo, load_config(repo)).close()
+    (repo / "pkg/mod2.py").write_text("def renamed_func(value):\n    return value - 2\n\n\ndef more(v):\n    return v\n")
+    (repo / "pkg/mod4.py").unlink()
+    (repo / "pkg/new.py").write_text("class Fresh:\n    def run(self):\n        return 1\n")
+    corpus = collect(repo, load_config(repo))
+    try:
+        db = corpus.index.db
+        spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
+        rows = db.execute("SELECT rowid, path, ordinal FROM terms ORDER BY rowid").fetchall()
+        expected = [(rowid, path, rowid - first) for path, first, last in spans for rowid in range(first, last + 1)]
+        assert rows == expected
+        counts = {path: sum(1 for c in corpus.chunks if c.path == path) for path, _, _ in spans}
+        assert all(last - first + 1 == counts[path] for path, first, last in spans)
+        assert "pkg/mod4.py" not in counts and counts["pkg/mod2.py"] >= 2
+        terms = ["renamed", "func", "fresh", "value"]
+        scored = sorted(corpus.index.bm25(terms))
+    finally:
+        corpus.close()
+    fresh = collect(repo, load_config(repo), use_cache=False)
+    try:
+        assert sorted(fresh.index.bm25(terms)) == scored
+    finally:
+        fresh.close()

@@ -4,6 +4,8 @@ reaches the pack, the JSON report, the verbose log or the index on disk — unle
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -160,3 +162,22 @@ def test_a_repository_cannot_turn_redaction_off(tmp_path: Path) -> None:
         load_config(repo)
     result = run_cli("build", str(repo))
     assert result.returncode == 1 and "only be turned off by the caller" in result.stderr
+
+
+def test_loading_the_detectors_does_not_import_requests_until_something_uses_it() -> None:
+    """detect-secrets imports `requests` for network verification, which ctxpack never runs: a stand-in is
+    bound instead, and the real module is imported the first time anyone uses it through the stand-in."""
+    code = (
+        "import sys\n"
+        "from context_pack.secrets import redact, warm_up\n"
+        "warm_up()\n"
+        "text, found = redact('key = \"AKIAIOSFODNN7EXAMPLE\"\\n', 'a.py')\n"
+        "assert 'REDACTED:AWS Access Key' in text and found, text\n"
+        "assert 'requests' not in sys.modules and 'urllib3' not in sys.modules\n"
+        "import detect_secrets.plugins.base as base\n"
+        "error = base.requests.exceptions.RequestException\n"
+        "import requests\n"
+        "assert error is requests.exceptions.RequestException and type(requests).__name__ == 'module'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -151,10 +151,23 @@ def pack(
             break
         new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts, header)
         new_count = tokenizer.count(new_text)
-        if new_count > budget:  # undo, and try again asking for less
-            chosen, open_files = before, files_before
-            margin += new_count - budget
-            continue
+        if new_count > budget:  # the estimate was short again: give back this round's weakest chunks
+            overshoot = new_count - budget
+            added = sorted((p for key, p in chosen.items() if key not in before),
+                           key=lambda p: (p.score, p.chunk.path, p.chunk.start_line))
+            left = overshoot
+            while added and left > 0:
+                packed = added.pop(0)
+                del chosen[packed.chunk.key]
+                left -= packed.tokens + MARKER_ESTIMATE
+            if added:
+                new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts, header)
+                new_count = tokenizer.count(new_text)
+            if not added or new_count > budget:  # undo the round, and try again asking for less
+                chosen, open_files = before, files_before
+                margin += overshoot
+                continue
+            open_files = {(p.section, p.chunk.path) for p in chosen.values()}
         text, ordered, count = new_text, new_ordered, new_count
 
     if (not chosen and not header) or count > budget:

@@ -131,11 +131,7 @@ def pack(
     while count > budget and chosen:  # the estimate was short: drop the weakest until the text fits
         overshoot = count - budget
         removable = [p for key, p in chosen.items() if key not in fixed] or list(chosen.values())
-        for packed in sorted(removable, key=lambda p: (p.score, p.chunk.path, p.chunk.start_line)):
-            del chosen[packed.chunk.key]
-            overshoot -= packed.tokens + MARKER_ESTIMATE
-            if overshoot <= 0:
-                break
+        _drop_weakest(chosen, removable, overshoot)
         open_files = {(p.section, p.chunk.path) for p in chosen.values()}
         text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
         count = tokenizer.count(text)
@@ -153,17 +149,11 @@ def pack(
         new_count = tokenizer.count(new_text)
         if new_count > budget:  # the estimate was short again: give back this round's weakest chunks
             overshoot = new_count - budget
-            added = sorted((p for key, p in chosen.items() if key not in before),
-                           key=lambda p: (p.score, p.chunk.path, p.chunk.start_line))
-            left = overshoot
-            while added and left > 0:
-                packed = added.pop(0)
-                del chosen[packed.chunk.key]
-                left -= packed.tokens + MARKER_ESTIMATE
-            if added:
+            kept = _drop_weakest(chosen, [p for key, p in chosen.items() if key not in before], overshoot)
+            if kept:
                 new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts, header)
                 new_count = tokenizer.count(new_text)
-            if not added or new_count > budget:  # undo the round, and try again asking for less
+            if not kept or new_count > budget:  # undo the round, and try again asking for less
                 chosen, open_files = before, files_before
                 margin += overshoot
                 continue
@@ -197,6 +187,18 @@ def pack_split(
                       section_of=lambda _: "stable").chunks
     return pack(query_ranked, budget, tokenizer, fmt, root_name, line_counts, section_of=lambda _: "query",
                 pinned=stable)
+
+
+def _drop_weakest(chosen: dict[tuple[str, int], PackedChunk], candidates: list[PackedChunk], overshoot: int) -> int:
+    """Take the weakest of `candidates` out of `chosen` until their estimated tokens cover `overshoot`;
+    returns how many candidates stay."""
+    ordered = sorted(candidates, key=lambda p: (p.score, p.chunk.path, p.chunk.start_line))
+    for dropped, packed in enumerate(ordered, start=1):
+        del chosen[packed.chunk.key]
+        overshoot -= packed.tokens + MARKER_ESTIMATE
+        if overshoot <= 0:
+            return len(ordered) - dropped
+    return 0
 
 
 def chunk_estimator(tokenizer: Tokenizer) -> Tokenizer:

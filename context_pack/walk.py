@@ -263,7 +263,7 @@ def _classify(root: Path, rel: str, max_file_size: int,
     lines = head.split(b"\n")
     if len(head) > MINIFIED_MEAN_LINE * len(lines) and any(len(line) > MINIFIED_LINE for line in lines):
         return "minified", info.st_size
-    header = b"\n".join(head.split(b"\n", 5)[:5])
+    header = b"\n".join(lines[:5])
     if any(marker in header for marker in GENERATED_MARKERS):
         return "generated", info.st_size
     return None, info.st_size

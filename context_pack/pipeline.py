@@ -68,6 +68,7 @@ class Corpus:
     _graph: CodeGraph | None = None
     _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line
     _by_path: dict[str, list[Chunk]] | None = None
+    _spans: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _term_spans
     _count_store: index_module.CountCache | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
 
@@ -257,17 +258,40 @@ class Corpus:
         scores = np.zeros(len(self.chunks))
         if self.index is None:
             return scores
-        first: dict[str, int] = {}  # a file's chunks are contiguous in the corpus: the position of its first
-        counts: dict[str, int] = {}
-        position = 0
-        for path, chunks in self._grouped().items():  # in corpus order
-            first[path] = position
-            counts[path] = len(chunks)
-            position += len(chunks)
-        for path, number, score in self.index.bm25(query_terms(query)):
-            if path in first and 0 <= number < counts[path]:
-                scores[first[path] + number] = score
+        rowids, values = self.index.bm25(query_terms(query))
+        if not rowids:
+            return scores
+        starts, positions, counts = self._term_spans()
+        if not starts.size:
+            return scores
+        rows = np.asarray(rowids, dtype=np.int64)
+        span = np.searchsorted(starts, rows, side="right") - 1  # the file whose span holds each row
+        span_ok = span >= 0
+        span = np.where(span_ok, span, 0)
+        ordinal = rows - starts[span]
+        keep = span_ok & (ordinal < counts[span])
+        np.add.at(scores, positions[span[keep]] + ordinal[keep], np.asarray(values, dtype=np.float64)[keep])
         return scores
+
+    def _term_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the files of the corpus, by first FTS rowid: that rowid, the corpus position of the file's
+        first chunk, and how many chunks it has (rows past them, if any, are not the corpus's)."""
+        import numpy as np
+
+        if self._spans is None:
+            assert self.index is not None
+            first: dict[str, int] = {}  # a file's chunks are contiguous in the corpus
+            counts: dict[str, int] = {}
+            position = 0
+            for path, chunks in self._grouped().items():  # in corpus order
+                first[path] = position
+                counts[path] = len(chunks)
+                position += len(chunks)
+            spans = sorted((start, first[path], min(counts[path], end - start + 1))
+                           for path, start, end in self.index.term_spans() if path in first)
+            table = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
+            self._spans = (table[:, 0], table[:, 1], table[:, 2])
+        return self._spans
 
 
 def resolve_config(root: Path, config: Config | Mapping[str, Any] | None) -> Config:

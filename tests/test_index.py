@@ -467,12 +467,46 @@ def test_each_files_full_text_rows_are_its_rowid_span_after_replacements(tmp_pat
         counts = {path: sum(1 for c in corpus.chunks if c.path == path) for path, _, _ in spans}
         assert all(last - first + 1 == counts[path] for path, first, last in spans)
         assert "pkg/mod4.py" not in counts and counts["pkg/mod2.py"] >= 2
-        terms = ["renamed", "func", "fresh", "value"]
-        scored = sorted(corpus.index.bm25(terms))
+        query = "renamed func fresh value"
+        scored = corpus.bm25(query)
+        keys = [c.key for c in corpus.chunks]
+        hits = {corpus.chunks[i].path for i in scored.nonzero()[0]}
+        assert {"pkg/mod2.py", "pkg/new.py"} <= hits and "pkg/mod4.py" not in hits
     finally:
         corpus.close()
     fresh = collect(repo, load_config(repo), use_cache=False)
     try:
-        assert sorted(fresh.index.bm25(terms)) == scored
+        assert [c.key for c in fresh.chunks] == keys
+        assert fresh.bm25(query).tolist() == scored.tolist()
     finally:
         fresh.close()
+
+
+def test_a_long_query_asked_in_two_parts_scores_as_one_bm25(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from context_pack import index as index_module
+    from context_pack.terms import query_terms
+
+    words = [f"word{n}" for n in range(40)]
+    files = {f"pkg/m{i}.py": "".join(f"def f{j}_{i}():\n    return 'common {words[(i * 7 + j) % 40]} shared'\n\n\n"
+                                     for j in range(5)) for i in range(12)}
+    repo = init_repo(tmp_path / "repo", files)
+    query = "common shared missingword " + " ".join(words)
+    corpus = collect(repo, load_config(repo))
+    try:
+        terms = query_terms(query)
+        assert len(terms) > index_module.SPLIT_QUERY_TERMS
+        whole = " OR ".join(index_module._phrase(t) for t in terms)
+        rows = corpus.index.db.execute("SELECT rowid, -bm25(terms) FROM terms WHERE terms MATCH ?", (whole,))
+        expected = dict(rows.fetchall())
+        monkeypatch.setattr(index_module, "COMMON_TERM_SHARE", 2)  # common: in over half the chunks
+        rowids, scores = corpus.index.bm25(terms)
+        assert len(rowids) > len(set(rowids)) == len(expected)  # rows matched by both parts come twice
+        summed: dict[int, float] = {}
+        for rowid, score in zip(rowids, scores, strict=True):
+            summed[rowid] = summed.get(rowid, 0.0) + score
+        assert summed.keys() == expected.keys()
+        assert all(abs(summed[r] - expected[r]) <= 1e-9 * max(1.0, abs(expected[r])) for r in expected)
+        by_chunk = corpus.bm25(query)
+        assert (by_chunk > 0).sum() == len(expected)
+    finally:
+        corpus.close()

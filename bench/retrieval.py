@@ -1011,6 +1011,16 @@ def missing_message(missing: list[str], mirrors: Path) -> str:
     return "\n".join(lines)
 
 
+def byte_compile(python: Path) -> None:
+    """Byte-compile ctxpack's own modules for `python`, as `pip install` does: an editable install run with
+    PYTHONDONTWRITEBYTECODE=1 would otherwise compile them in every ctxpack process (~0.1-0.3 s a call)."""
+    if not python.exists():
+        return
+    where = "import context_pack, os; print(os.path.dirname(context_pack.__file__))"
+    package = subprocess.run([str(python), "-c", where], check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([str(python), "-m", "compileall", "-q", package], check=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tiktoken_dir = args.data_dir.parent / "tiktoken"
@@ -1055,6 +1065,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         total=len(chosen),
     )
     print(f"{len(chosen)} instances, tag {cfg.tag}, results {results}", file=sys.stderr)
+    byte_compile(Path(cfg.ctxpack[0]).parent / "python")
     try:
         run_all(cfg, chosen, mirrors, args.jobs)
     except KeyboardInterrupt:

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from retrieval import byte_compile  # bench/ is on the path: this script's folder
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_CTXPACK = REPO / ".venv" / "bin" / "ctxpack"
 DJANGO_SDIST = "Django==5.1.4"
@@ -214,10 +216,7 @@ def main() -> None:
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    package = subprocess.run([str(args.ctxpack.parent / "python"), "-c",
-                              "import context_pack, os; print(os.path.dirname(context_pack.__file__))"],
-                             check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run([str(args.ctxpack.parent / "python"), "-m", "compileall", "-q", package], check=True)
+    byte_compile(args.ctxpack.parent / "python")
     prepare = {"stdlib": prepare_stdlib, "django": prepare_django}
     results = {}
     for name in args.codebases.split(","):

@@ -171,3 +171,22 @@ def test_binary_check_counts_control_characters_as_the_decoded_text_has_them() -
     assert verdicts == {True, False}  # the inputs exercise both answers
     for head in heads:
         assert _looks_binary(head) == by_characters(head), head
+
+
+def test_a_single_file_build_merged_from_the_repos_own_sources_is_skipped_as_generated(tmp_path: Path) -> None:
+    from context_pack.walk import walk
+
+    license_header = "".join(f"// license line {n}\n" for n in range(7))
+    (tmp_path / "single_include").mkdir()
+    (tmp_path / "single_include/catch.hpp").write_text(
+        "/*\n *  Catch v2.7.2\n *  Generated: 2019-04-22\n *  ---\n"
+        " *  This file has been merged from multiple headers. Please don't edit it directly\n */\nint a;\n")
+    (tmp_path / "catch_amalgamated.cpp").write_text(
+        f"\n{license_header}\n//  This file is an amalgamation of multiple different files.\nint b;\n")
+    # The note far down a file (a generator's template) is not its header: the generator is kept.
+    (tmp_path / "generate.py").write_text("".join(f"x{n} = {n}\n" for n in range(20))
+                                          + 'NOTE = "This file is an amalgamation of multiple different files."\n')
+    (tmp_path / "source.hpp").write_text("// An amalgamation of ideas, by hand.\nint c;\n")  # not the phrase
+    result = walk(tmp_path)
+    assert sorted(result.skipped["generated"]) == ["catch_amalgamated.cpp", "single_include/catch.hpp"]
+    assert sorted(f.path for f in result.files) == ["generate.py", "source.hpp"]

@@ -132,7 +132,7 @@ def pack(
         overshoot = count - budget
         removable = [p for key, p in chosen.items() if key not in fixed] or list(chosen.values())
         _drop_weakest(chosen, removable, overshoot)
-        open_files = {(p.section, p.chunk.path) for p in chosen.values()}
+        open_files = _open_files(chosen)
         text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
         count = tokenizer.count(text)
 
@@ -157,7 +157,7 @@ def pack(
                 chosen, open_files = before, files_before
                 margin += overshoot
                 continue
-            open_files = {(p.section, p.chunk.path) for p in chosen.values()}
+            open_files = _open_files(chosen)
         text, ordered, count = new_text, new_ordered, new_count
 
     if (not chosen and not header) or count > budget:
@@ -187,6 +187,11 @@ def pack_split(
                       section_of=lambda _: "stable").chunks
     return pack(query_ranked, budget, tokenizer, fmt, root_name, line_counts, section_of=lambda _: "query",
                 pinned=stable)
+
+
+def _open_files(chosen: dict[tuple[str, int], PackedChunk]) -> set[tuple[str, str]]:
+    """The (section, path) frames the chosen chunks open."""
+    return {(p.section, p.chunk.path) for p in chosen.values()}
 
 
 def _drop_weakest(chosen: dict[tuple[str, int], PackedChunk], candidates: list[PackedChunk], overshoot: int) -> int:

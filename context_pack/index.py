@@ -11,6 +11,7 @@ falls back to an in-memory index with a warning. One transaction per update, WAL
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -388,42 +389,51 @@ class Index:
             offset += length
         return bodies
 
-    def update(self, changed: dict[str, ParsedFile], restat: dict[str, Stat], deleted: Iterable[str]) -> bool:
-        """One transaction: new parses and their query terms, new stat data, vanished files.
+    def update(self, changed: Iterable[tuple[str, ParsedFile]], restat: Mapping[str, Stat],
+               deleted: Iterable[str]) -> bool:
+        """One transaction: new parses (each replacing the file's rows) and their query terms, new stat data,
+        vanished files.
 
-        Returns False when the index could not be written (the build goes on uncached).
+        `changed` may be a stream that parses as it goes (`parallel.iter_parse`): each file is stored as it
+        comes, so storing overlaps parsing. The first is awaited before the write lock is taken, so that a
+        concurrent build holding it costs no parse time. Returns False when the index could not be written
+        (the build goes on uncached); the stream may then be left part-way.
         """
-        gone = [*changed, *deleted]
+        files = iter(changed)
+        first = next(files, None)
         try:
             with self._transaction():
-                for start in range(0, len(gone), 500):
-                    batch = gone[start:start + 500]
-                    marks = ",".join("?" * len(batch))
-                    spans = self.db.execute(f"SELECT terms_from, terms_to FROM files WHERE path IN ({marks})",
-                                            batch).fetchall()
-                    self.db.executemany("DELETE FROM terms WHERE rowid BETWEEN ? AND ?", spans)
-                    self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
+                self._remove(list(deleted))
                 (last,) = self.db.execute("SELECT COALESCE(MAX(terms_to), 0) FROM files").fetchone()
-                first_rowid: dict[str, int] = {}
-                for path, f in changed.items():
-                    first_rowid[path] = last + 1
+                for path, f in itertools.chain([first] if first is not None else [], files):
+                    self._remove([path])
+                    self.db.execute(
+                        "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, "
+                        "links, details, source, terms_from, terms_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, structure_digest(f.chunks),
+                         *encode_chunks(f.chunks), encode_links(f.chunks), encode_details(f.chunks),
+                         "".join(c.text for c in f.chunks), last + 1, last + len(f.terms)))
+                    self.db.executemany("INSERT INTO terms (rowid, path, ordinal, body) VALUES (?, ?, ?, ?)",
+                                        [(last + 1 + ordinal, path, ordinal, body)
+                                         for ordinal, body in enumerate(f.terms)])
                     last += len(f.terms)
-                self.db.executemany(
-                    "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, links, "
-                    "details, source, terms_from, terms_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, structure_digest(f.chunks),
-                      *encode_chunks(f.chunks), encode_links(f.chunks), encode_details(f.chunks),
-                      "".join(c.text for c in f.chunks), first_rowid[path], first_rowid[path] + len(f.terms) - 1)
-                     for path, f in changed.items()])
-                self.db.executemany("INSERT INTO terms (rowid, path, ordinal, body) VALUES (?, ?, ?, ?)",
-                                    [(first_rowid[path] + ordinal, path, ordinal, body)
-                                     for path, f in changed.items() for ordinal, body in enumerate(f.terms)])
                 self.db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
                                     [(s.size, s.mtime_ns, path) for path, s in restat.items()])
             return True
         except sqlite3.Error as exc:  # a full disk, a lock held too long
             log.warning("could not update the index (%s); continuing without caching", exc)
             return False
+
+    def _remove(self, paths: list[str]) -> None:
+        """Delete the files' rows and their full-text rows (by their rowid spans: no scan of the table)."""
+        for start in range(0, len(paths), 500):
+            batch = paths[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            spans = self.db.execute(f"SELECT terms_from, terms_to FROM files WHERE path IN ({marks})",
+                                    batch).fetchall()
+            if spans:
+                self.db.executemany("DELETE FROM terms WHERE rowid BETWEEN ? AND ?", spans)
+                self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
 
     def derived(self, kind: str, key: str) -> bytes | None:
         row = self.db.execute("SELECT value FROM derived WHERE key = ?", (f"{kind}:{key}",)).fetchone()

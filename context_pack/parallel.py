@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
@@ -123,8 +123,21 @@ def parse_many(
     redact_secrets: bool = True,
 ) -> dict[str, Parsed]:
     """Parse every job in worker processes; `progress` is called with the number of files just finished."""
+    return dict(iter_parse(jobs, class_split_lines, block_max_lines, progress, workers, redact_secrets))
+
+
+def iter_parse(
+    jobs: Sequence[Job],
+    class_split_lines: int,
+    block_max_lines: int,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    redact_secrets: bool = True,
+) -> Iterator[tuple[str, Parsed]]:
+    """Parse every job in worker processes, yielding (path, parse) as each batch comes back, so the caller
+    can store one batch while the workers parse the next. Every job is yielded once."""
     if not jobs:
-        return {}
+        return
     if redact_secrets:
         warm_up()  # load the detectors once, before the fork, not once per worker
     # Largest first, so a big file does not start last and hold the pool open alone.
@@ -132,22 +145,27 @@ def parse_many(
     batches = _batches(ordered) if len(jobs) >= PARALLEL_MIN_FILES else [ordered]
     workers = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(batches)))
     options = (class_split_lines, block_max_lines, redact_secrets)
-    results: dict[str, Parsed] = {}
-    for batch in _run(batches, workers, options, results, progress):  # a worker died: alone, then file by file
-        if _run([batch], 1, options, results, progress):
-            for job in batch:
-                if job[0] not in results and _run([[job]], 1, options, results, progress):
-                    results[job[0]] = parse_with_terms(job, *options[:2], redact_secrets, use_grammar=False)
-                    if progress:
-                        progress(1)
-    return results
-
-
-def _run(batches: list[list[Job]], workers: int, options: tuple[int, int, bool], results: dict[str, Parsed],
-         progress: Callable[[int], None] | None) -> list[list[Job]]:
-    """Parse batches in a fresh pool, into `results`; returns the batches whose worker died."""
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     failed: list[list[Job]] = []
+    yield from _run(batches, workers, options, failed, progress)
+    for batch in failed:  # a worker died: the batch alone, then file by file
+        alone: list[list[Job]] = []
+        yield from _run([batch], 1, options, alone, progress)
+        if not alone:
+            continue
+        for job in batch:
+            lost: list[list[Job]] = []
+            yield from _run([[job]], 1, options, lost, progress)
+            if lost:
+                yield job[0], parse_with_terms(job, *options[:2], redact_secrets, use_grammar=False)
+                if progress:
+                    progress(1)
+
+
+def _run(batches: list[list[Job]], workers: int, options: tuple[int, int, bool], failed: list[list[Job]],
+         progress: Callable[[int], None] | None) -> Iterator[tuple[str, Parsed]]:
+    """Parse batches in a fresh pool, yielding each finished batch's results; the batches whose worker died
+    go to `failed`."""
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_parse_batch, batch, *options): index for index, batch in enumerate(batches)}
@@ -157,7 +175,6 @@ def _run(batches: list[list[Job]], workers: int, options: tuple[int, int, bool],
             except BrokenProcessPool:  # this batch's worker, or another, died: it did not finish
                 failed.append(batches[futures[future]])
                 continue
-            results.update(batch_results)
             if progress:
                 progress(len(batch_results))
-    return failed
+            yield from batch_results

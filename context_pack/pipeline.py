@@ -461,6 +461,22 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     reuse, restat, jobs, digests, present = found.reuse, found.restat, found.jobs, found.digests, found.present
     lap = found.lap
 
+    languages = {f.path: f.language or "text" for f in present}
+    current = {f.path for f in present}
+    deleted = [path for path in stored if path not in current]
+    cached = dict(index.load(reuse))
+    jobs, digests = list(jobs), dict(digests)
+    for path in reuse:
+        if path not in cached:  # a row that did not decode: parse it again
+            try:
+                source = read_source(root_dir / path, config.max_file_size)
+            except OSError as exc:
+                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
+                present = [f for f in present if f.path != path]
+                continue
+            jobs.append((path, languages[path], source))
+            digests[path] = (stored[path].hash, restat.get(path, stored[path].stat))
+
     total = len(jobs)
     done = 0
 
@@ -470,31 +486,28 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         if progress:
             progress(done, total)
 
-    parsed = _parse(jobs, config, progress=advance) if jobs else {}
+    changed: dict[str, ParsedFile] = {}
+    warnings: dict[str, str] = {}
+
+    def parse_files() -> Iterator[tuple[str, ParsedFile]]:
+        for path, (result, terms) in _iter_parse(jobs, config, advance):
+            if result.warning:
+                warnings[path] = result.warning
+            changed[path] = ParsedFile(*digests[path], languages[path], result.chunks, terms)
+            yield path, changed[path]
+
+    # Each batch is stored as it comes back, while the workers parse the next ones.
+    parsing = parse_files()
+    written = index.update(parsing, restat, deleted)
+    for _ in parsing:  # the index failed part-way: the rest is still parsed, for an in-memory one
+        pass
+    parsed_files = len(changed)
+    for path in sorted(warnings):
+        log.warning("%s", warnings[path])
     lap("parse")
-    for path in sorted(parsed):
-        if parsed[path][0].warning:
-            log.warning("%s", parsed[path][0].warning)
-    languages = {f.path: f.language or "text" for f in present}
-    current = {f.path for f in present}
-    changed = {path: ParsedFile(*digests[path], languages[path], result.chunks, terms)
-               for path, (result, terms) in parsed.items()}
-    deleted = [path for path in stored if path not in current]
-    cached = dict(index.load(reuse))
-    for path in reuse:
-        if path not in cached:  # a row that did not decode: parse it again
-            try:
-                source = read_source(root_dir / path, config.max_file_size)
-            except OSError as exc:
-                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
-                present = [f for f in present if f.path != path]
-                continue
-            result, terms = _parse([(path, languages[path], source)], config)[path]
-            stat = stored[path].stat if path not in restat else restat[path]
-            changed[path] = ParsedFile(stored[path].hash, stat, languages[path], result.chunks, terms)
-    if not index.update(changed, restat, deleted):
+    if not written:
         index, cached = _memory_index(index, config, root_dir, changed, cached)
-    lap("store")
+        lap("store")
 
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}
@@ -519,16 +532,20 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     structure.update(facts.fingerprint().encode())
     lap("load")
     return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
-                  timings=found.timings, history=history, facts=facts, index=index, parsed_files=len(parsed),
+                  timings=found.timings, history=history, facts=facts, index=index, parsed_files=parsed_files,
                   structure_key=structure.hexdigest(), textless=textless, structures=structures)
 
 
-def _parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
-           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    from .parallel import parse_many  # here: it brings multiprocessing and the secret detectors
+def _iter_parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
+                progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, Any]]:
+    from .parallel import iter_parse  # here: it brings multiprocessing and the secret detectors
 
-    return parse_many(jobs, config.class_split_lines, config.block_max_lines, progress=progress,
+    return iter_parse(jobs, config.class_split_lines, config.block_max_lines, progress=progress,
                       redact_secrets=config.redact)
+
+
+def _parse(jobs: Sequence[tuple[str, str, bytes]], config: Config) -> dict[str, Any]:
+    return dict(_iter_parse(jobs, config))
 
 
 def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, ParsedFile],
@@ -565,7 +582,7 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
                                       [chunk_document(chunk) for chunk in chunks])
     failed.close()
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
-    memory.update(everything, {}, [])
+    memory.update(everything.items(), {}, [])
     return memory, kept
 
 
@@ -812,7 +829,7 @@ def _cached_result(found: Scan, key: str) -> tuple[Pack, Corpus] | None:
         log.warning("ignoring a damaged cached pack; building it again")
         return None
     if found.restat:  # same content, new stat: remembered so the next scan need not hash them
-        found.index.update({}, found.restat, [])
+        found.index.update((), found.restat, [])
     found.index.close()
     found.lap("cached pack")
     corpus = Corpus(root=found.root, files=found.present, chunks=[], line_counts={}, skipped=found.walked.skipped,

@@ -45,9 +45,48 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+# A camelCase word starts a run of word characters and holds a lower-case letter or digit before a capital,
+# or starts with two capitals before a lower-case letter: these "hinges" are found with bytes.find on a copy
+# of the text cut down to three classes (`_CLASSES`), which costs a fraction of running the regex over it.
+_CAMEL_AT_RE = re.compile(r"[A-Za-z0-9]*[a-z0-9][A-Z][A-Za-z0-9]*|[A-Z]{2,}[a-z][A-Za-z0-9]*")
+_CLASSES = bytes(
+    ord("a") if chr(byte).islower() or chr(byte).isdigit() else ord("A") if chr(byte).isupper() else ord(" ")
+    for byte in range(128)
+) + b" " * 128
+_HINGES = (b"aA", b"AAa")
+
+
+def camel_words(text: str) -> list[str]:
+    """The camelCase words of a text, in order: what `CAMEL_FIND_RE.findall(text)` returns."""
+    classes = text.encode("ascii", "replace").translate(_CLASSES)  # one byte per character
+    starts: set[int] = set()
+    for hinge in _HINGES:
+        at = classes.find(hinge)
+        while at != -1:
+            start = classes.rfind(b" ", 0, at) + 1  # the start of the letters and digits around the hinge
+            if start == 0 or not _is_word(text[start - 1]):  # `\b`: what comes before is not a word character
+                starts.add(start)
+            at = classes.find(hinge, at + 1)
+    words = []
+    for start in sorted(starts):
+        match = _CAMEL_AT_RE.match(text, start)
+        if match:
+            words.append(match.group())
+    return words
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"  # what `\w` matches
+
+
+@lru_cache(maxsize=200_000)
+def _camel_parts(word: str) -> str:
+    return " ".join(CAMEL_RE.findall(word))
+
+
 def chunk_document(chunk: Chunk) -> str:
     """What the full-text index holds for a chunk: its path, name and text, plus camelCase parts."""
-    camel = " ".join(" ".join(CAMEL_RE.findall(word)) for word in CAMEL_FIND_RE.findall(chunk.text))
+    camel = " ".join(map(_camel_parts, camel_words(chunk.text)))
     return f"{chunk.path} {chunk.name}\n{chunk.text}\n{camel}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import networkx as nx
@@ -16,7 +17,7 @@ from context_pack.pipeline import collect, rank
 from context_pack.signals import query as query_signal
 from context_pack.signals.graph import pagerank
 from context_pack.signals.query import find_mentions
-from context_pack.terms import query_terms, tokenize
+from context_pack.terms import CAMEL_FIND_RE, camel_words, query_terms, tokenize
 
 
 def ranked_names(root: Path, **kwargs) -> list[tuple[str, str, dict[str, float]]]:
@@ -179,6 +180,19 @@ def test_tokenize_and_mentions() -> None:
     assert {"QuerySet.filter", "parse_header"} <= set(mentions.identifiers)
     assert ("django/db/models/query.py", 120) in mentions.locations
     assert ("/srv/app/utils.py", 7) in mentions.locations
+
+
+def test_camel_words_finds_what_the_regex_finds() -> None:
+    # The fast search for camelCase words must return exactly the regex's matches: word boundaries next to
+    # underscores, digits and non-ASCII letters included.
+    text = "getUserName foo_barBaz éfooBar HTTPServer x.fooBar(aB) _xY aB1C ABc 9aB ²fooBar fooBar²x ÄbcDef"
+    assert camel_words(text) == CAMEL_FIND_RE.findall(text) == [
+        "getUserName", "HTTPServer", "fooBar", "aB", "aB1C", "ABc", "9aB", "fooBar"]
+    alphabet = "aAbB09_ .(\né²ÄßZz"
+    generator = random.Random(7)
+    for _ in range(3000):
+        sample = "".join(generator.choice(alphabet) for _ in range(generator.randint(0, 40)))
+        assert camel_words(sample) == CAMEL_FIND_RE.findall(sample), sample
 
 
 def test_query_terms_join_neighbouring_words() -> None:

@@ -405,8 +405,10 @@ class Index:
             with self._transaction():
                 self._remove(list(deleted))
                 (last,) = self.db.execute("SELECT COALESCE(MAX(terms_to), 0) FROM files").fetchone()
+                held = {row[0] for row in self.db.execute("SELECT path FROM files")}
                 for path, f in itertools.chain([first] if first is not None else [], files):
-                    self._remove([path])
+                    if path in held:
+                        self._remove([path])
                     self.db.execute(
                         "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, "
                         "links, details, source, terms_from, terms_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

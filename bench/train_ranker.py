@@ -330,8 +330,7 @@ def fit(args: argparse.Namespace) -> None:
             for pull in [float(v) for v in args.pull.split(",")] if args.pull else []:
                 row(f"    pulled {pull} towards the better neighbour",
                     lambda inst, logits=logits, gamma=gamma, pull=pull: pulled_by_neighbours(
-                        logits[inst.id] - gamma * np.log(inst.tokens), inst.file, inst.starts, pull,
-                        headers=inst.X[:, FEATURES.index("is_imports")] > 0))
+                        logits[inst.id] - gamma * np.log(inst.tokens), inst.file, inst.starts, pull))
             for delta in [float(v) for v in args.diversity.split(",")] if args.diversity else []:
                 row(f"    − {delta} × log(1 + rank in file)", lambda inst, logits=logits, gamma=gamma, delta=delta:
                     diversified(logits[inst.id] - gamma * np.log(inst.tokens), inst.file, delta))

@@ -323,18 +323,6 @@ def test_neighbour_pull_lifts_the_chunks_beside_a_strong_one_in_its_file_only() 
     assert pulled[4] == pytest.approx(-4.5)  # half way up to b.py:1
     assert np.array_equal(pulled_by_neighbours(logit, files, starts, pull=0.0), logit)
 
-    # An import header counts every chunk of its file as a neighbour; a chunk that is no header does not.
-    files = np.array([0, 0, 0, 0, 1])
-    starts = np.array([1, 10, 30, 50, 1])
-    logit = np.array([-5.0, -6.0, -6.0, 3.0, -5.0])
-    headers = np.array([True, False, False, False, True])
-    pulled = pulled_by_neighbours(logit, files, starts, pull=0.5, headers=headers)
-    assert pulled[0] == pytest.approx(-1.0)  # half way up to a.py:50, three chunks below it
-    assert pulled[1] == pytest.approx(-5.5)  # only its neighbours: half way up to the header's -5
-    assert pulled[4] == -5.0  # b.py's header: nothing better in its file
-    assert np.array_equal(pulled_by_neighbours(logit, files, starts, pull=0.5, headers=np.zeros(5, bool)),
-                          pulled_by_neighbours(logit, files, starts, pull=0.5))
-
     rng = np.random.default_rng(3)
     for n in (1, 2, 50):  # the input's order does not matter, and nothing ever goes down
         files = rng.integers(0, 4, n)

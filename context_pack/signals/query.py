@@ -233,17 +233,15 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
     logit -= SIZE_PENALTY * np.log(tokens)
     starts = np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
-    headers = matrix[:, query_features.FEATURES.index("is_imports")] > 0
-    logit = pulled_by_neighbours(logit, graph.file_of_chunk, starts, headers=headers)
+    logit = pulled_by_neighbours(logit, graph.file_of_chunk, starts)
     return 1.0 / (1.0 + np.exp(-logit))
 
 
 def pulled_by_neighbours(logit: np.ndarray, file_of_chunk: np.ndarray, start_lines: np.ndarray,
-                         pull: float = NEIGHBOUR_PULL, headers: np.ndarray | None = None) -> np.ndarray:
+                         pull: float = NEIGHBOUR_PULL) -> np.ndarray:
     """Each chunk's log-odds moved `pull` of the way up to those of the better of its two neighbours in its
     file (the chunks just above and below). A fix often spans adjacent chunks: a method and the next, the
-    lines around a function, a class header and its first method. A file's import header (`headers`, a
-    mask) counts every chunk of its file as a neighbour: a fix that calls something new imports it there."""
+    lines around a function, a class header and its first method."""
     if len(logit) < 2 or pull == 0.0:
         return logit
     order = np.lexsort((start_lines, file_of_chunk))  # file by file, in line order
@@ -252,10 +250,6 @@ def pulled_by_neighbours(logit: np.ndarray, file_of_chunk: np.ndarray, start_lin
     better = np.full(len(logit), -np.inf)
     better[1:] = np.where(same_file, ordered[:-1], -np.inf)  # the chunk above
     better[:-1] = np.maximum(better[:-1], np.where(same_file, ordered[1:], -np.inf))  # the chunk below
-    if headers is not None and headers.any():
-        file_best = np.full(int(file_of_chunk.max()) + 1, -np.inf)
-        np.maximum.at(file_best, file_of_chunk, logit)
-        better = np.where(headers[order], np.maximum(better, file_best[file_of_chunk[order]]), better)
     pulled = np.empty_like(logit)
     pulled[order] = ordered + pull * np.maximum(0.0, better - ordered)
     return pulled

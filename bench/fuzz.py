@@ -44,7 +44,7 @@ import context_pack  # noqa: E402
 from context_pack.config import load_config  # noqa: E402
 from context_pack.index import Index  # noqa: E402
 from context_pack.lang import GRAMMARS  # noqa: E402
-from context_pack.parallel import parse_many, parse_with_terms  # noqa: E402
+from context_pack.parallel import iter_parse, parse_with_terms  # noqa: E402
 from context_pack.pipeline import parse_fingerprint  # noqa: E402
 from context_pack.tokens import get_tokenizer  # noqa: E402
 from context_pack.walk import walk  # noqa: E402
@@ -93,7 +93,7 @@ def fuzz(examples: int, random_seed: int) -> FuzzFigures:
                     figures.files += 1
                     figures.bytes += len(source)
                     job = (file.path, file.language or "text", source)
-                    result, _ = parse_many([job], 60, 40)[file.path]  # in a worker first: a grammar may crash
+                    result, _ = dict(iter_parse([job], 60, 40))[file.path]  # in a worker first: a grammar may crash
                     crashed = "parser crashed" in (result.warning or "")
                     figures.parser_crashes += crashed
                     figures.too_damaged += "too damaged" in (result.warning or "")
@@ -273,7 +273,7 @@ def worst_cases(size: int) -> list[str]:
     for name, data in shapes.items():
         for language in sorted(GRAMMARS):
             began = time.perf_counter()
-            result, _ = parse_many([(f"worst.{language}", language, data)], 60, 40)[f"worst.{language}"]
+            result, _ = dict(iter_parse([(f"worst.{language}", language, data)], 60, 40))[f"worst.{language}"]
             rows.append((time.perf_counter() - began, name, language, result.warning or ""))
     rows.sort(reverse=True)
     lines = [f"| {size / 1e6:g} MB file, grammar | seconds (in a worker, as a build parses) | outcome |",

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .model import Chunk, Links
@@ -54,6 +55,11 @@ class ParsedFile:
     language: str
     chunks: list[Chunk]
     terms: list[str]  # per chunk: its query terms, space-joined
+
+    @cached_property
+    def structure(self) -> str:
+        """`structure_digest` of the chunks: the index stores it and the corpus key reads it, made once."""
+        return structure_digest(self.chunks)
 
 
 @dataclass(frozen=True)
@@ -412,7 +418,7 @@ class Index:
                     self.db.execute(
                         "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, "
                         "links, details, source, terms_from, terms_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, structure_digest(f.chunks),
+                        (path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, f.structure,
                          *encode_chunks(f.chunks), encode_links(f.chunks), encode_details(f.chunks),
                          "".join(c.text for c in f.chunks), last + 1, last + len(f.terms)))
                     self.db.executemany("INSERT INTO terms (rowid, path, ordinal, body) VALUES (?, ?, ?, ?)",

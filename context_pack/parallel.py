@@ -37,7 +37,7 @@ Parsed = tuple[ParseResult, list[str]]  # the parse, and each chunk's full-text 
 
 def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int, redact_secrets: bool = True,
                      use_grammar: bool = True) -> Parsed:
-    """Redact, parse, and make each chunk's full-text document (in the calling process: see parse_many).
+    """Redact, parse, and make each chunk's full-text document (in the calling process: see iter_parse).
 
     Secrets are redacted here, before the parse, so that nothing downstream ever holds one: not the chunks,
     their signatures, names or full-text documents, not the index on disk. Warm builds pay nothing for the
@@ -112,18 +112,6 @@ def _batches(jobs: Sequence[Job]) -> list[list[Job]]:
     if current:
         batches.append(current)
     return batches
-
-
-def parse_many(
-    jobs: Sequence[Job],
-    class_split_lines: int,
-    block_max_lines: int,
-    progress: Callable[[int], None] | None = None,
-    workers: int | None = None,
-    redact_secrets: bool = True,
-) -> dict[str, Parsed]:
-    """Parse every job in worker processes; `progress` is called with the number of files just finished."""
-    return dict(iter_parse(jobs, class_split_lines, block_max_lines, progress, workers, redact_secrets))
 
 
 def iter_parse(

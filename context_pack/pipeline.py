@@ -24,7 +24,7 @@ from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
-from .index import CachedFile, Index, ParsedFile, Stat, content_hash, structure_digest
+from .index import CachedFile, Index, ParsedFile, Stat, content_hash
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
 from .render import Style, normalise_format
@@ -523,7 +523,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
                 textless[file.path] = (cached[file.path].hash, cached[file.path].lengths)
         else:
             file_chunks = changed[file.path].chunks
-            digest = structure_digest(file_chunks)
+            digest = changed[file.path].structure
         chunks.extend(file_chunks)
         line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
         structure.update(f"{file.path}\0{digest}\0".encode())

@@ -44,7 +44,14 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
     from context_pack.signals import query as query_signal
     from context_pack.signals import recency
     from context_pack.signals.definitions import compute as definitions
-    from context_pack.signals.query_features import compute_features, title_of
+    from context_pack.signals.query_features import (
+        EXPANSION_CHUNKS,
+        FEATURES,
+        compute_features,
+        expansion_columns,
+        expansion_terms,
+        title_of,
+    )
 
     config = load_config(checkout)
     corpus = collect(checkout, config)
@@ -61,6 +68,14 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
         matrix = compute_features(chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct,
                                   match.mentions.identifiers, sizes, priors, corpus.bm25(title_of(query)), query,
                                   commits=corpus.history.commits)
+        # The second pass's columns, from the shipped first pass (as query.learned_relevance makes them).
+        tokens = np.asarray(sizes, dtype=np.float64) / query_signal.CHARS_PER_TOKEN + query_signal.TOKEN_OVERHEAD
+        starts = np.fromiter((c.start_line for c in chunks), dtype=np.int64, count=len(chunks))
+        first = query_signal.linear(query_signal.FIRST_PASS_INTERCEPT, query_signal.FIRST_PASS_WEIGHTS, FEATURES,
+                                    matrix) - query_signal.SIZE_PENALTY * np.log(tokens)
+        first = query_signal.pulled_by_neighbours(first, graph.file_of_chunk, starts)
+        best = np.argsort(-first, kind="stable")[:EXPANSION_CHUNKS]
+        matrix = np.column_stack([matrix, expansion_columns(corpus.bm25_terms(expansion_terms(chunks, best)))])
         label = np.zeros(len(chunks), dtype=bool)
         for i, chunk in enumerate(chunks):
             lines = gold.lines.get(chunk.path)
@@ -282,7 +297,10 @@ def shipped_score(logit: np.ndarray, inst: Instance, prior_weights: dict[str, fl
 
 def fit(args: argparse.Namespace) -> None:
     from context_pack.config import DEFAULT_WEIGHTS
-    from context_pack.signals.query_features import FEATURES
+    from context_pack.signals.query_features import EXPANSION_FEATURES
+    from context_pack.signals.query_features import FEATURES as FIRST_PASS
+
+    FEATURES = FIRST_PASS + EXPANSION_FEATURES  # the dump's columns; --drop expansion,expansion_rank: the first pass
 
     instances: list[Instance] = []
     for split in args.splits.split(","):
@@ -335,11 +353,12 @@ def fit(args: argparse.Namespace) -> None:
                 row(f"    − {delta} × log(1 + rank in file)", lambda inst, logits=logits, gamma=gamma, delta=delta:
                     diversified(logits[inst.id] - gamma * np.log(inst.tokens), inst.file, delta))
     final = fit_model(instances, features, float(args.c.split(",")[-1]), args.negatives, mine=args.mine)
+    stage = "FIRST_PASS" if dropped >= set(EXPANSION_FEATURES) else "LEARNED"
     print("\nweights fitted on all instances (paste into context_pack/signals/query.py):")
-    print(f"LEARNED_INTERCEPT = {final.intercept_[0]:.4f}")
-    print("LEARNED_WEIGHTS: dict[str, float] = {")
+    print(f"{stage}_INTERCEPT = {final.intercept_[0]:.4f}")
+    print(f"{stage}_WEIGHTS: dict[str, float] = {{")
     weights = dict(zip([FEATURES[j] for j in features], final.coef_[0], strict=True))
-    for name in FEATURES:
+    for name in FIRST_PASS if stage == "FIRST_PASS" else FEATURES:
         print(f'    "{name}": {weights.get(name, 0.0):.4f},')
     print("}")
 

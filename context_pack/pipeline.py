@@ -251,14 +251,18 @@ class Corpus:
 
     def bm25(self, query: str) -> np.ndarray:
         """Each chunk's BM25 score for the query's terms, from the index's full-text table."""
-        import numpy as np
-
         from .terms import query_terms
+
+        return self.bm25_terms(query_terms(query))
+
+    def bm25_terms(self, terms: Sequence[str]) -> np.ndarray:
+        """Each chunk's BM25 score for these terms (already lower-case sub-words), from the full-text table."""
+        import numpy as np
 
         scores = np.zeros(len(self.chunks))
         if self.index is None:
             return scores
-        rowids, values = self.index.bm25(query_terms(query))
+        rowids, values = self.index.bm25(terms)
         if not rowids:
             return scores
         starts, positions, counts = self._term_spans()
@@ -611,7 +615,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
             title_bm25=corpus.bm25(title_of(query)), sizes=corpus.chunk_sizes(),
             priors={name: np.asarray(extra[name], dtype=np.float64)
                     for name in ("centrality", "recency", "definitions")},
-            links=corpus.chunk_links, commits=corpus.history.commits)
+            links=corpus.chunk_links, commits=corpus.history.commits, bm25_terms=corpus.bm25_terms)
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None

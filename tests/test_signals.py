@@ -332,3 +332,45 @@ def test_neighbour_pull_lifts_the_chunks_beside_a_strong_one_in_its_file_only() 
         shuffle = rng.permutation(n)
         assert np.allclose(pulled_by_neighbours(logit[shuffle], files[shuffle], starts[shuffle]), pulled[shuffle])
         assert np.all(pulled >= logit)
+
+
+def test_expansion_terms_and_columns() -> None:
+    from context_pack.model import Chunk
+    from context_pack.signals import query_features
+    from context_pack.signals.query_features import expansion_columns, expansion_terms
+
+    def chunk(*symbols: str) -> Chunk:
+        return Chunk(path="a.py", language="python", kind="function", name=symbols[0], start_line=1, end_line=1,
+                     text="", symbols=symbols, references=("never_asked",))
+
+    chunks = [chunk("Reader.read_config"), chunk("save"), chunk("Reader", "Reader.parseHeader")]
+    # the asked chunks' names in order, each word once, a qualified name's last part only; never references
+    assert expansion_terms(chunks, [0, 2]) == ["read", "config", "reader", "parse", "header", "parseheader"]
+    many = [chunk(*(f"n{i}w{j}" for j in range(40))) for i in range(3)]  # 120 one-word names
+    terms = expansion_terms(many, [2, 0, 1])
+    assert len(terms) == query_features.EXPANSION_TERMS  # capped, the best chunk's words first
+    assert terms[:40] == [f"n2w{j}" for j in range(40)] and terms[40] == "n0w0"
+    columns = expansion_columns(np.array([0.0, 2.0, 4.0]))
+    assert columns[:, 0].tolist() == [0.0, 0.5, 1.0]  # share of the best score
+    assert columns[:, 1].tolist() == [0.0, pytest.approx(1 / np.log2(3)), 1.0]  # 1 / log2(2 + rank)
+    assert not expansion_columns(np.zeros(3)).any()
+
+
+def test_second_pass_lifts_the_code_that_uses_what_the_first_pass_found(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {"pkg/reader.py": "def read_config(path):\n    return open(path).read().split('=')\n",
+             "pkg/app.py": "def start():\n    settings = read_config('app.ini')\n    return settings\n"}
+    repo = init_repo(tmp_path / "r", files)
+    query = "`read_config` returns a list when the file has one line"
+    lift = query_signal.LEARNED_WEIGHTS["expansion"] + query_signal.LEARNED_WEIGHTS["expansion_rank"]
+
+    def app_score() -> float:
+        return next(feats["query"] for path, _, feats in ranked_names(repo, query=query) if path == "pkg/app.py")
+
+    with_expansion = app_score()
+    for name in ("expansion", "expansion_rank"):
+        monkeypatch.setitem(query_signal.LEARNED_WEIGHTS, name, 0.0)
+    without = app_score()
+    # start() shares no word with the question but "config"; calling read_config, the best match, ties it to it
+    assert with_expansion != without
+    assert (with_expansion > without) == (lift > 0)

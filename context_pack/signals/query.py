@@ -58,8 +58,9 @@ SIZE_PENALTY = 0.3  # × log(estimated tokens), subtracted from the model's log-
 CHARS_PER_TOKEN = 3.6
 TOKEN_OVERHEAD = 8.0  # the marker and framing a packed chunk adds
 NEIGHBOUR_PULL = 0.3  # share of the way a chunk's log-odds move up towards its better neighbour in the file
-LEARNED_INTERCEPT = -5.1862
-LEARNED_WEIGHTS: dict[str, float] = {
+# The first pass: the model without the expansion columns; its best chunks make the second pass's query.
+FIRST_PASS_INTERCEPT = -5.1862
+FIRST_PASS_WEIGHTS: dict[str, float] = {
     "bm25": -2.7743,
     "bm25_rank": 8.2616,
     "ident": 1.1583,
@@ -90,6 +91,43 @@ LEARNED_WEIGHTS: dict[str, float] = {
     "centrality": -1.0676,
     "recency": 1.3475,
     "definitions": 1.9739,
+}
+
+# The second pass: the model with them (query_features.EXPANSION_FEATURES).
+LEARNED_INTERCEPT = -4.5724
+LEARNED_WEIGHTS: dict[str, float] = {
+    "bm25": -2.8807,
+    "bm25_rank": 5.6478,
+    "ident": 1.0058,
+    "path": -0.3478,
+    "trace": 0.0722,
+    "direct": 4.2912,
+    "title": 2.8031,
+    "file_title": 1.6238,
+    "file_best": 0.8800,
+    "file_rank": 0.8645,
+    "file_bm25": -1.1841,
+    "file_bm25_rank": 0.2114,
+    "file_ident": 0.3491,
+    "own_share": 0.0893,
+    "path_words": 0.9774,
+    "class_ident": 0.4059,
+    "class_best": -0.5284,
+    "neighbour": 0.9020,
+    "cochange": 2.1171,
+    "is_imports": -0.4345,
+    "is_block": -0.7053,
+    "is_function": -0.9970,
+    "is_method": -1.0929,
+    "is_class": -1.3122,
+    "is_test": -3.6676,
+    "is_text": -6.3826,
+    "log_size": 1.2214,
+    "centrality": -0.9675,
+    "recency": 1.1933,
+    "definitions": 1.9502,
+    "expansion": 1.4655,
+    "expansion_rank": 3.7686,
 }
 
 
@@ -201,6 +239,7 @@ class LearnedInputs:
     priors: dict[str, np.ndarray]
     links: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # the chunk graph's CSR (indptr, indices)
     commits: Sequence[Sequence[str]] = ()  # each recent commit's files, newest first (`FileHistory.commits`)
+    bm25_terms: Callable[[Sequence[str]], np.ndarray] | None = None  # each chunk's BM25 for some terms (index)
 
 
 def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
@@ -221,20 +260,36 @@ def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndar
 
 def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, match: DirectMatch,
                       inputs: LearnedInputs) -> np.ndarray:
-    """The logistic model of `bench/train_ranker.py` over `query_features.FEATURES`, as a probability."""
+    """The logistic model of `bench/train_ranker.py`, as a probability, in two passes: the first over
+    `query_features.FEATURES`, the second over those and the expansion columns, each chunk's BM25 for the
+    words of the names the first pass's best chunks define (`inputs.bm25_terms` asks the index; without
+    it they are 0)."""
     matrix = query_features.compute_features(
         chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
         inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None,
         inputs.commits)
-    logit = np.full(len(chunks), LEARNED_INTERCEPT)
-    for column, name in enumerate(query_features.FEATURES):  # column by column: the same floats everywhere
-        logit += LEARNED_WEIGHTS[name] * matrix[:, column]
     # The model says how likely a chunk holds the fix; a pack pays for it in tokens, so big chunks wait a little.
     tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
-    logit -= SIZE_PENALTY * np.log(tokens)
+    size_penalty = SIZE_PENALTY * np.log(tokens)
     starts = np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
-    logit = pulled_by_neighbours(logit, graph.file_of_chunk, starts)
+    first = linear(FIRST_PASS_INTERCEPT, FIRST_PASS_WEIGHTS, query_features.FEATURES, matrix)
+    first = pulled_by_neighbours(first - size_penalty, graph.file_of_chunk, starts)
+    expansion = np.zeros((len(chunks), len(query_features.EXPANSION_FEATURES)))
+    if inputs.bm25_terms is not None:
+        best = np.argsort(-first, kind="stable")[:query_features.EXPANSION_CHUNKS]
+        expansion = query_features.expansion_columns(inputs.bm25_terms(query_features.expansion_terms(chunks, best)))
+    logit = linear(LEARNED_INTERCEPT, LEARNED_WEIGHTS, query_features.FEATURES + query_features.EXPANSION_FEATURES,
+                   np.column_stack([matrix, expansion]))
+    logit = pulled_by_neighbours(logit - size_penalty, graph.file_of_chunk, starts)
     return 1.0 / (1.0 + np.exp(-logit))
+
+
+def linear(intercept: float, weights: dict[str, float], names: Sequence[str], matrix: np.ndarray) -> np.ndarray:
+    """intercept + matrix · weights, column by column (the same floats on every machine and in the bench)."""
+    logit = np.full(matrix.shape[0], intercept)
+    for column, name in enumerate(names):
+        logit += weights[name] * matrix[:, column]
+    return logit
 
 
 def pulled_by_neighbours(logit: np.ndarray, file_of_chunk: np.ndarray, start_lines: np.ndarray,

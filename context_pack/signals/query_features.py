@@ -15,6 +15,7 @@ import numpy as np
 
 from ..lang import GRAMMARS
 from ..model import Chunk
+from ..terms import tokenize
 from .graph import CodeGraph
 
 FEATURES: tuple[str, ...] = (
@@ -25,6 +26,11 @@ FEATURES: tuple[str, ...] = (
     "is_test", "is_text", "log_size",
     "centrality", "recency", "definitions",
 )
+# The second pass's columns (`expansion_columns`): each chunk's BM25 for the words of the names that the first
+# pass's best chunks define. An issue names the symptom; the code that uses what first matches it is often the fix.
+EXPANSION_FEATURES: tuple[str, ...] = ("expansion", "expansion_rank")
+EXPANSION_CHUNKS = 8  # the first pass's best chunks whose names make the second query
+EXPANSION_TERMS = 64  # at most this many words, the best chunk's first: FTS5's BM25 costs about rows × terms
 
 
 CLASS_KINDS = np.array(["class", "struct", "interface", "enum", "trait", "impl"], dtype=object)
@@ -144,6 +150,23 @@ def cochange(files: Sequence[str], file_best: np.ndarray, commits: Sequence[Sequ
                 out[i] = max(out[i], count * scale)
     out[top] = 0.0  # a top file is there by its own match
     return out
+
+
+def expansion_terms(chunks: Sequence[Chunk], best: Sequence[int]) -> list[str]:
+    """The words of the names the chunks at `best` define (a qualified name's last part: its class is a name
+    of its own), in order, each once. Only names: chunks loaded from the index come without their text and
+    references, and a build must rank the same from the index as from a fresh parse."""
+    terms: dict[str, None] = {}
+    for i in best:
+        for name in chunks[i].symbols:
+            terms.update(dict.fromkeys(tokenize(name.rsplit(".", 1)[-1])))
+    return list(terms)[:EXPANSION_TERMS]
+
+
+def expansion_columns(bm25: np.ndarray) -> np.ndarray:
+    """A (chunks × EXPANSION_FEATURES) matrix from each chunk's BM25 score for `expansion_query`."""
+    scores = _normalised(np.asarray(bm25, dtype=np.float64))
+    return np.column_stack([scores, _rank_value(scores)])
 
 
 def title_of(query: str) -> str:

@@ -48,9 +48,11 @@ TOP_FILE_SHARE = 0.7  # ... in one of the TOP_FILES best files
 PARTIAL_SHARE = 0.5  # a definition whose name holds a mentioned word
 MAX_PARTIAL = 12  # a word inside more defined names than this says too little
 
-# The learned ranking: a logistic model over query_features.FEATURES, fitted on the dev splits by
-# `bench/train_ranker.py fit --splits python,multi --c 0.1 --mine 1000` (judged cross-validated by repository;
-# bench/RESULTS.md). False: the hand-weighted mix.
+# The learned ranking: a logistic model in two passes, fitted on the dev splits by `bench/train_ranker.py fit
+# --splits python,multi --c 0.1 --mine 1000` (judged cross-validated by repository; bench/RESULTS.md): the first
+# over query_features.FEATURES (`--drop expansion,expansion_rank` fits it), the second with the expansion columns
+# too. The dumps' expansion columns come from the first pass: refit it, and the dumps must be made again before
+# the second is refitted. False: the hand-weighted mix.
 USE_LEARNED = True
 # The model includes these query-independent signals: with a query, rank() leaves their weights out.
 LEARNED_INCLUDES = ("definitions", "tests", "recency", "centrality")

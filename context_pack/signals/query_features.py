@@ -153,9 +153,9 @@ def cochange(files: Sequence[str], file_best: np.ndarray, commits: Sequence[Sequ
 
 
 def expansion_terms(chunks: Sequence[Chunk], best: Sequence[int]) -> list[str]:
-    """The words of the names the chunks at `best` define (a qualified name's last part: its class is a name
-    of its own), in order, each once. Only names: chunks loaded from the index come without their text and
-    references, and a build must rank the same from the index as from a fresh parse."""
+    """The words of the names the chunks at `best` define (a qualified name's last part: the class before it
+    is a chunk of its own), in order, each once. Only names: chunks loaded from the index come without their
+    text and references, and a build must rank the same from the index as from a fresh parse."""
     terms: dict[str, None] = {}
     for i in best:
         for name in chunks[i].symbols:
@@ -164,7 +164,7 @@ def expansion_terms(chunks: Sequence[Chunk], best: Sequence[int]) -> list[str]:
 
 
 def expansion_columns(bm25: np.ndarray) -> np.ndarray:
-    """A (chunks × EXPANSION_FEATURES) matrix from each chunk's BM25 score for `expansion_query`."""
+    """A (chunks × EXPANSION_FEATURES) matrix from each chunk's BM25 score for `expansion_terms`."""
     scores = _normalised(np.asarray(bm25, dtype=np.float64))
     return np.column_stack([scores, _rank_value(scores)])
 

@@ -44,14 +44,7 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
     from context_pack.signals import query as query_signal
     from context_pack.signals import recency
     from context_pack.signals.definitions import compute as definitions
-    from context_pack.signals.query_features import (
-        EXPANSION_CHUNKS,
-        FEATURES,
-        compute_features,
-        expansion_columns,
-        expansion_terms,
-        title_of,
-    )
+    from context_pack.signals.query_features import compute_features, title_of
 
     config = load_config(checkout)
     corpus = collect(checkout, config)
@@ -69,13 +62,10 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
                                   match.mentions.identifiers, sizes, priors, corpus.bm25(title_of(query)), query,
                                   commits=corpus.history.commits)
         # The second pass's columns, from the shipped first pass (as query.learned_relevance makes them).
-        tokens = np.asarray(sizes, dtype=np.float64) / query_signal.CHARS_PER_TOKEN + query_signal.TOKEN_OVERHEAD
-        starts = np.fromiter((c.start_line for c in chunks), dtype=np.int64, count=len(chunks))
-        first = query_signal.linear(query_signal.FIRST_PASS_INTERCEPT, query_signal.FIRST_PASS_WEIGHTS, FEATURES,
-                                    matrix) - query_signal.SIZE_PENALTY * np.log(tokens)
-        first = query_signal.pulled_by_neighbours(first, graph.file_of_chunk, starts)
-        best = np.argsort(-first, kind="stable")[:EXPANSION_CHUNKS]
-        matrix = np.column_stack([matrix, expansion_columns(corpus.bm25_terms(expansion_terms(chunks, best)))])
+        expansion = query_signal.expansion_from_first_pass(
+            chunks, graph, matrix, query_signal.size_penalties(sizes), query_signal.start_lines(chunks),
+            corpus.bm25_terms)
+        matrix = np.column_stack([matrix, expansion])
         label = np.zeros(len(chunks), dtype=bool)
         for i, chunk in enumerate(chunks):
             lines = gold.lines.get(chunk.path)

@@ -270,20 +270,35 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
         chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
         inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None,
         inputs.commits)
-    # The model says how likely a chunk holds the fix; a pack pays for it in tokens, so big chunks wait a little.
-    tokens = np.asarray(inputs.sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
-    size_penalty = SIZE_PENALTY * np.log(tokens)
-    starts = np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
-    first = linear(FIRST_PASS_INTERCEPT, FIRST_PASS_WEIGHTS, query_features.FEATURES, matrix)
-    first = pulled_by_neighbours(first - size_penalty, graph.file_of_chunk, starts)
+    penalty, starts = size_penalties(inputs.sizes), start_lines(chunks)
     expansion = np.zeros((len(chunks), len(query_features.EXPANSION_FEATURES)))
     if inputs.bm25_terms is not None:
-        best = np.argsort(-first, kind="stable")[:query_features.EXPANSION_CHUNKS]
-        expansion = query_features.expansion_columns(inputs.bm25_terms(query_features.expansion_terms(chunks, best)))
+        expansion = expansion_from_first_pass(chunks, graph, matrix, penalty, starts, inputs.bm25_terms)
     logit = linear(LEARNED_INTERCEPT, LEARNED_WEIGHTS, query_features.FEATURES + query_features.EXPANSION_FEATURES,
                    np.column_stack([matrix, expansion]))
-    logit = pulled_by_neighbours(logit - size_penalty, graph.file_of_chunk, starts)
+    logit = pulled_by_neighbours(logit - penalty, graph.file_of_chunk, starts)
     return 1.0 / (1.0 + np.exp(-logit))
+
+
+def size_penalties(sizes: Sequence[int]) -> np.ndarray:
+    """What each chunk's log-odds lose for its size. The model says how likely a chunk holds the fix; a pack
+    pays for it in tokens, so big chunks wait a little."""
+    tokens = np.asarray(sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
+    return SIZE_PENALTY * np.log(tokens)
+
+
+def start_lines(chunks: Sequence[Chunk]) -> np.ndarray:
+    return np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
+
+
+def expansion_from_first_pass(chunks: Sequence[Chunk], graph: CodeGraph, matrix: np.ndarray, penalty: np.ndarray,
+                              starts: np.ndarray, bm25_terms: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
+    """The second pass's columns: the first pass ranks the chunks (`matrix` holds query_features.FEATURES),
+    and each chunk's BM25 for the words of the names its best chunks define is asked of the index."""
+    first = linear(FIRST_PASS_INTERCEPT, FIRST_PASS_WEIGHTS, query_features.FEATURES, matrix)
+    first = pulled_by_neighbours(first - penalty, graph.file_of_chunk, starts)
+    best = np.argsort(-first, kind="stable")[:query_features.EXPANSION_CHUNKS]
+    return query_features.expansion_columns(bm25_terms(query_features.expansion_terms(chunks, best)))
 
 
 def linear(intercept: float, weights: dict[str, float], names: Sequence[str], matrix: np.ndarray) -> np.ndarray:

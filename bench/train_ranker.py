@@ -63,8 +63,7 @@ def dump_instance(checkout: Path, inst: rt.Instance, gold: rt.Gold, out: Path) -
                                   commits=corpus.history.commits)
         # The second pass's columns, from the shipped first pass (as query.learned_relevance makes them).
         expansion = query_signal.expansion_from_first_pass(
-            chunks, graph, matrix, query_signal.size_penalties(sizes), query_signal.start_lines(chunks),
-            corpus.bm25_terms)
+            chunks, graph, matrix, sizes, query_signal.start_lines(chunks), corpus.bm25_terms)
         matrix = np.column_stack([matrix, expansion])
         label = np.zeros(len(chunks), dtype=bool)
         for i, chunk in enumerate(chunks):

@@ -56,7 +56,8 @@ MAX_PARTIAL = 12  # a word inside more defined names than this says too little
 USE_LEARNED = True
 # The model includes these query-independent signals: with a query, rank() leaves their weights out.
 LEARNED_INCLUDES = ("definitions", "tests", "recency", "centrality")
-SIZE_PENALTY = 0.3  # × log(estimated tokens), subtracted from the model's log-odds
+SIZE_PENALTY = 0.5  # × log(estimated tokens), subtracted from the model's log-odds
+FIRST_PASS_SIZE_PENALTY = 0.3  # the first pass's, with which the dumps' expansion columns were made
 CHARS_PER_TOKEN = 3.6
 TOKEN_OVERHEAD = 8.0  # the marker and framing a packed chunk adds
 NEIGHBOUR_PULL = 0.3  # share of the way a chunk's log-odds move up towards its better neighbour in the file
@@ -270,33 +271,33 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
         chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
         inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None,
         inputs.commits)
-    penalty, starts = size_penalties(inputs.sizes), start_lines(chunks)
+    starts = start_lines(chunks)
     expansion = np.zeros((len(chunks), len(query_features.EXPANSION_FEATURES)))
     if inputs.bm25_terms is not None:
-        expansion = expansion_from_first_pass(chunks, graph, matrix, penalty, starts, inputs.bm25_terms)
+        expansion = expansion_from_first_pass(chunks, graph, matrix, inputs.sizes, starts, inputs.bm25_terms)
     logit = linear(LEARNED_INTERCEPT, LEARNED_WEIGHTS, query_features.FEATURES + query_features.EXPANSION_FEATURES,
                    np.column_stack([matrix, expansion]))
-    logit = pulled_by_neighbours(logit - penalty, graph.file_of_chunk, starts)
+    logit = pulled_by_neighbours(logit - size_penalties(inputs.sizes), graph.file_of_chunk, starts)
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def size_penalties(sizes: Sequence[int]) -> np.ndarray:
+def size_penalties(sizes: Sequence[int], share: float = SIZE_PENALTY) -> np.ndarray:
     """What each chunk's log-odds lose for its size. The model says how likely a chunk holds the fix; a pack
     pays for it in tokens, so big chunks wait a little."""
     tokens = np.asarray(sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
-    return SIZE_PENALTY * np.log(tokens)
+    return share * np.log(tokens)
 
 
 def start_lines(chunks: Sequence[Chunk]) -> np.ndarray:
     return np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
 
 
-def expansion_from_first_pass(chunks: Sequence[Chunk], graph: CodeGraph, matrix: np.ndarray, penalty: np.ndarray,
+def expansion_from_first_pass(chunks: Sequence[Chunk], graph: CodeGraph, matrix: np.ndarray, sizes: Sequence[int],
                               starts: np.ndarray, bm25_terms: Callable[[Sequence[str]], np.ndarray]) -> np.ndarray:
     """The second pass's columns: the first pass ranks the chunks (`matrix` holds query_features.FEATURES),
     and each chunk's BM25 for the words of the names its best chunks define is asked of the index."""
     first = linear(FIRST_PASS_INTERCEPT, FIRST_PASS_WEIGHTS, query_features.FEATURES, matrix)
-    first = pulled_by_neighbours(first - penalty, graph.file_of_chunk, starts)
+    first = pulled_by_neighbours(first - size_penalties(sizes, FIRST_PASS_SIZE_PENALTY), graph.file_of_chunk, starts)
     best = np.argsort(-first, kind="stable")[:query_features.EXPANSION_CHUNKS]
     return query_features.expansion_columns(bm25_terms(query_features.expansion_terms(chunks, best)))
 

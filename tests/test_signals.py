@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
@@ -15,6 +16,7 @@ from conftest import git, init_repo
 from context_pack.config import load_config
 from context_pack.pipeline import collect, rank
 from context_pack.signals import query as query_signal
+from context_pack.signals import query_features
 from context_pack.signals.graph import pagerank
 from context_pack.signals.query import find_mentions
 from context_pack.terms import CAMEL_FIND_RE, camel_words, query_terms, tokenize
@@ -374,3 +376,58 @@ def test_second_pass_lifts_the_code_that_uses_what_the_first_pass_found(tmp_path
     # start() shares no word with the question but "config"; calling read_config, the best match, ties it to it
     assert with_expansion != without
     assert (with_expansion > without) == (lift > 0)
+
+
+
+def test_final_size_penalty_costs_log_tokens(tmp_path: Path) -> None:
+    body = "".join(f"    field_{i} = lines[{i}].strip()\n" for i in range(40))
+    files = {"pkg/small.py": "def parse_header(line):\n    return line.split(':')\n",
+             "pkg/big.py": f"def parse_header_block(lines):\n{body}    return field_0\n"}
+    repo = init_repo(tmp_path / "r", files)
+    query = "parse_header fails on a header line without a colon"
+    config = load_config(repo)
+
+    def log_odds(penalty: float) -> dict[str, float]:
+        """Each file's query log-odds with `penalty` × log tokens added back."""
+        corpus = collect(repo, config, use_cache=False)
+        sizes = dict(zip((c.path for c in corpus.chunks), corpus.chunk_sizes(), strict=True))
+        scores = {s.chunk.path: s.features["query"] for s in rank(corpus, config, query=query)}
+        tokens = {path: size / query_signal.CHARS_PER_TOKEN + query_signal.TOKEN_OVERHEAD for path, size in sizes.items()}
+        return {path: float(np.log(p / (1 - p)) + penalty * np.log(tokens[path])) for path, p in scores.items()}
+
+    with_penalty = log_odds(query_signal.SIZE_PENALTY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(query_signal, "SIZE_PENALTY", 0.0)
+        without = log_odds(0.0)
+    # one chunk per file, so no neighbour pull: the penalty added back gives the unpenalised log-odds
+    assert query_signal.SIZE_PENALTY > 0
+    assert with_penalty == pytest.approx(without, abs=1e-6)
+
+
+def test_first_pass_keeps_its_own_size_penalty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # twelve equally likely definitions, the later the smaller: the first pass's best 8 are the smallest
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",
+             "lima"]
+    files = {f"pkg/m{i:02d}.py": f"def handler_{word}(x):\n" + "    x = x + 1\n" * (30 - 2 * i) + "    return x\n"
+             for i, word in enumerate(words)}
+    repo = init_repo(tmp_path / "r", files)
+    corpus = collect(repo, load_config(repo), use_cache=False)
+    chunks = corpus.chunks
+    matrix = np.zeros((len(chunks), len(query_features.FEATURES)))  # every chunk equally likely
+    asked: list[list[str]] = []
+
+    def bm25_terms(terms: Sequence[str]) -> np.ndarray:
+        asked.append(list(terms))
+        return np.zeros(len(chunks))
+
+    def second_query() -> list[str]:
+        query_signal.expansion_from_first_pass(chunks, corpus.graph, matrix, corpus.chunk_sizes(),
+                                               query_signal.start_lines(chunks), bm25_terms)
+        return asked[-1]
+
+    shipped = second_query()
+    assert set(shipped) == {"handler", *words[4:]}
+    monkeypatch.setattr(query_signal, "SIZE_PENALTY", 0.0)
+    assert second_query() == shipped  # the final ranking's penalty does not reach the second query
+    monkeypatch.setattr(query_signal, "FIRST_PASS_SIZE_PENALTY", 0.0)
+    assert set(second_query()) != set(shipped)  # ties: the first 8 in corpus order

@@ -281,11 +281,11 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def size_penalties(sizes: Sequence[int], share: float = SIZE_PENALTY) -> np.ndarray:
-    """What each chunk's log-odds lose for its size. The model says how likely a chunk holds the fix; a pack
-    pays for it in tokens, so big chunks wait a little."""
+def size_penalties(sizes: Sequence[int], share: float | None = None) -> np.ndarray:
+    """What each chunk's log-odds lose for its size: `share` (default SIZE_PENALTY) × log(estimated tokens).
+    The model says how likely a chunk holds the fix; a pack pays for it in tokens, so big chunks wait a little."""
     tokens = np.asarray(sizes, dtype=np.float64) / CHARS_PER_TOKEN + TOKEN_OVERHEAD
-    return share * np.log(tokens)
+    return (SIZE_PENALTY if share is None else share) * np.log(tokens)
 
 
 def start_lines(chunks: Sequence[Chunk]) -> np.ndarray:

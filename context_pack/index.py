@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,6 +28,10 @@ from .model import Chunk, Links
 log = logging.getLogger("context_pack")
 
 SCHEMA_VERSION = 8
+# Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75); Porter stemming, so an
+# issue's "formsets" finds the code's `formset`.
+TERMS_TABLE = ("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
+               "tokenize = 'porter unicode61 remove_diacritics 0')")
 INDEX_DIR = ".ctxpack"
 INDEX_FILE = "index.db"
 BUSY_TIMEOUT_MS = 10_000
@@ -298,11 +302,9 @@ class Index:
                            "count INTEGER NOT NULL, PRIMARY KEY (tokenizer, digest)) WITHOUT ROWID")
                 # Query-independent results derived from the whole corpus (its centrality), by content key.
                 db.execute("CREATE TABLE derived (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-                # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75);
-                # Porter stemming, so an issue's "formsets" finds the code's `formset`. A file's rows have the
-                # rowids `files.terms_from` to `terms_to`, so that replacing a file need not scan the table.
-                db.execute("CREATE VIRTUAL TABLE terms USING fts5(path UNINDEXED, ordinal UNINDEXED, body, "
-                           "tokenize = 'porter unicode61 remove_diacritics 0')")
+                # Query terms per chunk (TERMS_TABLE). A file's rows have the rowids `files.terms_from` to
+                # `terms_to`, so that replacing a file need not scan the table.
+                db.execute(TERMS_TABLE)
                 # Whole packs by the digest of everything they depend on (`pipeline.result_key`), the newest few.
                 db.execute("CREATE TABLE results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.executemany("INSERT INTO meta VALUES (?, ?)",
@@ -396,7 +398,7 @@ class Index:
         return bodies
 
     def update(self, changed: Iterable[tuple[str, ParsedFile]], restat: Mapping[str, Stat],
-               deleted: Iterable[str]) -> bool:
+               deleted: Iterable[str], replacing: Collection[str] = ()) -> bool:
         """One transaction: new parses (each replacing the file's rows) and their query terms, new stat data,
         vanished files.
 
@@ -404,12 +406,17 @@ class Index:
         comes, so storing overlaps parsing. The first is awaited before the write lock is taken, so that a
         concurrent build holding it costs no parse time. Returns False when the index could not be written
         (the build goes on uncached); the stream may then be left part-way.
+
+        `replacing` names the files `changed` will bring, if known: when they and `deleted` hold most of the
+        full-text rows (a branch switch, a checkout far back), the rows are removed in bulk (`_remove_most`).
         """
         files = iter(changed)
         first = next(files, None)
         try:
             with self._transaction():
-                self._remove(list(deleted))
+                deleted = list(deleted)
+                if not self._remove_most([*deleted, *replacing]):
+                    self._remove(deleted)
                 (last,) = self.db.execute("SELECT COALESCE(MAX(terms_to), 0) FROM files").fetchone()
                 held = {row[0] for row in self.db.execute("SELECT path FROM files")}
                 for path, f in itertools.chain([first] if first is not None else [], files):
@@ -431,6 +438,27 @@ class Index:
         except sqlite3.Error as exc:  # a full disk, a lock held too long
             log.warning("could not update the index (%s); continuing without caching", exc)
             return False
+
+    def _remove_most(self, paths: Sequence[str]) -> bool:
+        """Remove the files' rows, if they hold most of the full-text rows, by making the full-text table
+        again with only the others' rows; False (nothing done) otherwise.
+
+        FTS5 deletes a row by tokenizing its text again, as costly as inserting it: when most rows go, copying
+        the rest into a new table costs less (a Django checkout 6 years back: 1.8 s of removing → 0.5 s)."""
+        going = set(paths)
+        spans = self.db.execute("SELECT path, terms_from, terms_to FROM files").fetchall()
+        kept = [(first, last) for path, first, last in spans if path not in going]
+        rows_kept = sum(last - first + 1 for first, last in kept)
+        rows_going = sum(last - first + 1 for path, first, last in spans if path in going)
+        if rows_going <= rows_kept:
+            return False
+        saved = [row for first, last in kept for row in self.db.execute(
+            "SELECT rowid, path, ordinal, body FROM terms WHERE rowid BETWEEN ? AND ?", (first, last))]
+        self.db.execute("DROP TABLE terms")
+        self.db.execute(TERMS_TABLE)
+        self.db.executemany("INSERT INTO terms (rowid, path, ordinal, body) VALUES (?, ?, ?, ?)", saved)
+        self.db.executemany("DELETE FROM files WHERE path = ?", [(path,) for path in going])
+        return True
 
     def _remove(self, paths: list[str]) -> None:
         """Delete the files' rows and their full-text rows (by their rowid spans: no scan of the table)."""

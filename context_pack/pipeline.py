@@ -502,7 +502,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
 
     # Each batch is stored as it comes back, while the workers parse the next ones.
     parsing = parse_files()
-    written = index.update(parsing, restat, deleted)
+    written = index.update(parsing, restat, deleted, replacing=[path for path, _, _ in jobs])
     for _ in parsing:  # the index failed part-way: the rest is still parsed, for an in-memory one
         pass
     parsed_files = len(changed)

@@ -482,6 +482,54 @@ def test_each_files_full_text_rows_are_its_rowid_span_after_replacements(tmp_pat
         fresh.close()
 
 
+def test_a_switch_that_changes_most_files_remakes_the_full_text_table_as_from_scratch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the files going hold most full-text rows, the table is made again with the others' rows (FTS5
+    deletes cost as much as inserts): the rows, their rowid spans, BM25 and the pack are as from scratch."""
+    from context_pack.index import Index
+
+    bulk: list[bool] = []
+    remove_most = Index._remove_most
+
+    def recorded(self: Index, paths: list[str]) -> bool:
+        bulk.append(remove_most(self, paths))
+        return bulk[-1]
+
+    monkeypatch.setattr(Index, "_remove_most", recorded)
+    repo = make_repo(tmp_path)
+    collect(repo, load_config(repo)).close()
+    (repo / "pkg/mod1.py").write_text("def one_edit(value):\n    return value\n")
+    collect(repo, load_config(repo)).close()
+    assert bulk[-1] is False  # one file of seven: rows are deleted one file at a time
+    for i in range(5):
+        (repo / f"pkg/mod{i}.py").write_text(f"def switched_{i}(value):\n    return value + {i}\n\n\n"
+                                             f"def helper_{i}(v):\n    return switched_{i}(v)\n")
+    (repo / "README.md").unlink()
+    (repo / "pkg/new.py").write_text("class Fresh:\n    def run(self):\n        return switched_2(1)\n")
+    query = "switched helper fresh value"
+    corpus = collect(repo, load_config(repo))
+    try:
+        assert bulk[-1] is True
+        db = corpus.index.db
+        spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
+        rows = db.execute("SELECT rowid, path, ordinal FROM terms ORDER BY rowid").fetchall()
+        assert rows == [(rowid, path, rowid - first) for path, first, last in spans for rowid in range(first, last + 1)]
+        assert {path for path, _, _ in spans} == {c.path for c in corpus.chunks}
+        assert "README.md" not in {path for path, _, _ in spans}
+        keys, scored = [c.key for c in corpus.chunks], corpus.bm25(query)
+        assert scored[[c.path == "pkg/mod5.py" for c in corpus.chunks]].max() > 0  # a kept file's rows answer
+    finally:
+        corpus.close()
+    fresh = collect(repo, load_config(repo), use_cache=False)
+    try:
+        assert [c.key for c in fresh.chunks] == keys
+        assert fresh.bm25(query).tolist() == scored.tolist()
+    finally:
+        fresh.close()
+    cached, fresh_pack = snapshot(repo, query)
+    assert cached == fresh_pack
+
+
 def test_a_long_query_asked_in_two_parts_scores_as_one_bm25(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from context_pack import index as index_module
     from context_pack.terms import query_terms

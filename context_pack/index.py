@@ -446,6 +446,8 @@ class Index:
         FTS5 deletes a row by tokenizing its text again, as costly as inserting it: when most rows go, copying
         the rest into a new table costs less (a Django checkout 6 years back: 1.8 s of removing → 0.5 s)."""
         going = set(paths)
+        if not going:  # a build with nothing changed need not read every file's span
+            return False
         spans = self.db.execute("SELECT path, terms_from, terms_to FROM files").fetchall()
         kept = [(first, last) for path, first, last in spans if path not in going]
         rows_kept = sum(last - first + 1 for first, last in kept)

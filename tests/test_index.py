@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -449,6 +450,26 @@ def test_a_damaged_previous_graph_is_rebuilt(tmp_path: Path) -> None:
     assert _same_graph(repo) == "patched"
 
 
+def _full_text_spans(corpus: Any) -> list[tuple[str, int, int]]:
+    """Each file's (path, terms_from, terms_to), after checking that its full-text rows are exactly that
+    rowid span, one row per chunk in order."""
+    db = corpus.index.db
+    spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
+    rows = db.execute("SELECT rowid, path, ordinal FROM terms ORDER BY rowid").fetchall()
+    assert rows == [(rowid, path, rowid - first) for path, first, last in spans for rowid in range(first, last + 1)]
+    return spans
+
+
+def _assert_scores_as_from_scratch(repo: Path, keys: list[Any], query: str, scored: Any) -> None:
+    """A --no-cache corpus of `repo` has the same chunks and the same BM25 scores for `query`."""
+    fresh = collect(repo, load_config(repo), use_cache=False)
+    try:
+        assert [c.key for c in fresh.chunks] == keys
+        assert fresh.bm25(query).tolist() == scored.tolist()
+    finally:
+        fresh.close()
+
+
 def test_each_files_full_text_rows_are_its_rowid_span_after_replacements(tmp_path: Path) -> None:
     """A file's query terms sit at rowids `terms_from`..`terms_to` (one row per chunk): replacing or deleting
     a file removes exactly its rows, and BM25 then scores as on an index built from scratch."""
@@ -459,11 +480,7 @@ def test_each_files_full_text_rows_are_its_rowid_span_after_replacements(tmp_pat
     (repo / "pkg/new.py").write_text("class Fresh:\n    def run(self):\n        return 1\n")
     corpus = collect(repo, load_config(repo))
     try:
-        db = corpus.index.db
-        spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
-        rows = db.execute("SELECT rowid, path, ordinal FROM terms ORDER BY rowid").fetchall()
-        expected = [(rowid, path, rowid - first) for path, first, last in spans for rowid in range(first, last + 1)]
-        assert rows == expected
+        spans = _full_text_spans(corpus)
         counts = {path: sum(1 for c in corpus.chunks if c.path == path) for path, _, _ in spans}
         assert all(last - first + 1 == counts[path] for path, first, last in spans)
         assert "pkg/mod4.py" not in counts and counts["pkg/mod2.py"] >= 2
@@ -474,12 +491,7 @@ def test_each_files_full_text_rows_are_its_rowid_span_after_replacements(tmp_pat
         assert {"pkg/mod2.py", "pkg/new.py"} <= hits and "pkg/mod4.py" not in hits
     finally:
         corpus.close()
-    fresh = collect(repo, load_config(repo), use_cache=False)
-    try:
-        assert [c.key for c in fresh.chunks] == keys
-        assert fresh.bm25(query).tolist() == scored.tolist()
-    finally:
-        fresh.close()
+    _assert_scores_as_from_scratch(repo, keys, query, scored)
 
 
 def test_a_switch_that_changes_most_files_remakes_the_full_text_table_as_from_scratch(
@@ -510,22 +522,14 @@ def test_a_switch_that_changes_most_files_remakes_the_full_text_table_as_from_sc
     corpus = collect(repo, load_config(repo))
     try:
         assert bulk[-1] is True
-        db = corpus.index.db
-        spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
-        rows = db.execute("SELECT rowid, path, ordinal FROM terms ORDER BY rowid").fetchall()
-        assert rows == [(rowid, path, rowid - first) for path, first, last in spans for rowid in range(first, last + 1)]
+        spans = _full_text_spans(corpus)
         assert {path for path, _, _ in spans} == {c.path for c in corpus.chunks}
         assert "README.md" not in {path for path, _, _ in spans}
         keys, scored = [c.key for c in corpus.chunks], corpus.bm25(query)
         assert scored[[c.path == "pkg/mod5.py" for c in corpus.chunks]].max() > 0  # a kept file's rows answer
     finally:
         corpus.close()
-    fresh = collect(repo, load_config(repo), use_cache=False)
-    try:
-        assert [c.key for c in fresh.chunks] == keys
-        assert fresh.bm25(query).tolist() == scored.tolist()
-    finally:
-        fresh.close()
+    _assert_scores_as_from_scratch(repo, keys, query, scored)
     cached, fresh_pack = snapshot(repo, query)
     assert cached == fresh_pack
 

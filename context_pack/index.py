@@ -17,13 +17,18 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .model import Chunk, Links
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("context_pack")
 
@@ -222,6 +227,7 @@ class Index:
         self.db = connection
         self.fingerprint = fingerprint
         self.location = location  # a path, or ":memory:"
+        self._prefetch: BM25Prefetch | None = None
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -328,6 +334,7 @@ class Index:
                 db.execute("UPDATE meta SET value = ? WHERE key = 'fingerprint'", (self.fingerprint,))
 
     def close(self) -> None:
+        self._forget_prefetched()
         with suppress(sqlite3.Error):
             self.db.close()
 
@@ -412,9 +419,11 @@ class Index:
         """
         files = iter(changed)
         first = next(files, None)
+        deleted = list(deleted)
+        if first is not None or deleted or replacing:  # the full-text rows change: earlier answers go stale
+            self._forget_prefetched()
         try:
             with self._transaction():
-                deleted = list(deleted)
                 if not self._remove_most([*deleted, *replacing]):
                     self._remove(deleted)
                 (last,) = self.db.execute("SELECT COALESCE(MAX(terms_to), 0) FROM files").fetchone()
@@ -508,35 +517,30 @@ class Index:
         except sqlite3.Error as exc:  # read-only or busy: the pack is built again next time
             log.warning("could not store the pack in the index (%s)", exc)
 
-    def bm25(self, terms: Sequence[str]) -> tuple[list[int], list[float]]:
+    def bm25(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """BM25 scores of the chunks holding any of the terms, as (FTS rowids, scores); a rowid may come
-        more than once, and its scores add up.
+        more than once, and its scores add up. Taken from the adopted `BM25Prefetch` if it asked these terms
+        of the full-text rows the index holds now."""
+        prefetch = self._prefetch
+        if prefetch is not None and tuple(terms) in prefetch.keys:
+            answer = prefetch.answer(tuple(terms))
+            if answer is not None and answer[0] == _rows_state(self.db):
+                return answer[1]
+        return _bm25(self.db, terms)
 
-        FTS5's bm25() costs about (rows matched) × (terms asked) and an issue's text asks hundreds of
-        terms, so a long query is asked in two parts, the terms many chunks hold and the rest: BM25 is a
-        sum over terms, each with its own IDF, so the parts' scores add up to the whole's, and the many rows
-        that only common terms match are scored against a few terms (Django, 705 terms: 1.2 s → 0.7 s).
-        Only rowids are read: each row's path and ordinal would cost a fifth more (`term_spans` maps them)."""
-        if not terms:
-            return [], []
-        parts = [list(terms)]
-        if len(terms) > SPLIT_QUERY_TERMS:
-            (total,) = self.db.execute("SELECT COALESCE(SUM(terms_to - terms_from + 1), 0) FROM files").fetchone()
-            held = {term: self.db.execute("SELECT COUNT(*) FROM terms WHERE terms MATCH ?",
-                                          (_phrase(term),)).fetchone()[0] for term in terms}
-            common = [term for term in terms if held[term] * COMMON_TERM_SHARE > total]
-            rare = [term for term in terms if 0 < held[term] * COMMON_TERM_SHARE <= total]
-            parts = [part for part in (common, rare) if part]
-        rowids: list[int] = []
-        scores: list[float] = []
-        for part in parts:
-            rows = self.db.execute("SELECT rowid, -bm25(terms) FROM terms WHERE terms MATCH ?",
-                                   (" OR ".join(map(_phrase, part)),)).fetchall()
-            if rows:
-                ids, values = zip(*rows, strict=True)
-                rowids.extend(ids)
-                scores.extend(values)
-        return rowids, scores
+    def adopt(self, prefetch: BM25Prefetch) -> None:
+        """Take a prefetch's answers for `bm25` (it ends with the index); refused, and cancelled, if it reads
+        another file (an in-memory index)."""
+        self._forget_prefetched()
+        if prefetch.location != self.location:
+            prefetch.cancel()
+            return
+        self._prefetch = prefetch
+
+    def _forget_prefetched(self) -> None:
+        if self._prefetch is not None:
+            self._prefetch.cancel()  # its connection is closed before the index's
+            self._prefetch = None
 
     def term_spans(self) -> list[tuple[str, int, int]]:
         """(path, first rowid, last rowid) of each file's full-text rows; row `first + n` is its chunk n."""
@@ -576,6 +580,126 @@ def indexed_stats(root: Path, fingerprint: str) -> dict[str, tuple[int, int]]:
 def _phrase(term: str) -> str:
     """A term as an FTS5 phrase: quoted, so that no word of it is read as an operator."""
     return '"' + term.replace('"', "") + '"'
+
+
+def _bm25(db: sqlite3.Connection, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`Index.bm25` on a connection. Each question is one statement that returns one row, its answer as text,
+    so that in a thread (`prefetch_bm25`) it takes the GIL a few times, not once per row.
+
+    FTS5's bm25() costs about (rows matched) × (terms asked) and an issue's text asks hundreds of terms, so a
+    long query is asked in two parts, the terms many chunks hold and the rest: BM25 is a sum over terms, each
+    with its own IDF, so the parts' scores add up to the whole's, and the many rows that only common terms
+    match are scored against a few terms (Django, 705 terms: 1.2 s → 0.7 s). Only rowids are read: each
+    row's path and ordinal would cost a fifth more (`term_spans` maps them). Scores are printed with 17
+    significant digits, which read back as the same doubles."""
+    import numpy as np
+
+    parts = [list(terms)] if terms else []
+    if len(terms) > SPLIT_QUERY_TERMS:
+        (total,) = db.execute("SELECT COALESCE(SUM(terms_to - terms_from + 1), 0) FROM files").fetchone()
+        held = _rows_holding(db, terms)
+        common = [term for term in terms if held[term] * COMMON_TERM_SHARE > total]
+        rare = [term for term in terms if 0 < held[term] * COMMON_TERM_SHARE <= total]
+        parts = [part for part in (common, rare) if part]
+    words: list[str] = []
+    for part in parts:
+        (text,) = db.execute(
+            "SELECT group_concat(printf('%d %!.17g', r, s), ' ') FROM "
+            "(SELECT rowid AS r, -bm25(terms) AS s FROM terms WHERE terms MATCH ? LIMIT -1)",
+            (" OR ".join(map(_phrase, part)),)).fetchone()
+        if text:
+            words.extend(text.split(" "))
+    return np.array(words[0::2], dtype=np.int64), np.array(words[1::2], dtype=np.float64)
+
+
+def _rows_holding(db: sqlite3.Connection, terms: Sequence[str]) -> dict[str, int]:
+    """How many full-text rows hold each term, in one statement per thousand terms."""
+    held: dict[str, int] = {}
+    distinct = list(dict.fromkeys(terms))
+    for start in range(0, len(distinct), 1000):
+        batch = distinct[start:start + 1000]
+        values = ",".join(f"({n}, ?)" for n in range(len(batch)))
+        (text,) = db.execute(
+            f"WITH asked(n, phrase) AS (VALUES {values}) SELECT group_concat(n || ' ' || "
+            "(SELECT COUNT(*) FROM terms WHERE terms MATCH asked.phrase), ' ') FROM asked",
+            [_phrase(term) for term in batch]).fetchone()
+        numbers = [int(word) for word in (text or "").split()]
+        held.update((batch[n], count) for n, count in zip(numbers[0::2], numbers[1::2], strict=True))
+    return held
+
+
+def _rows_state(db: sqlite3.Connection) -> tuple[int, int]:
+    """(files, last full-text rowid): an update that changes the full-text rows changes it (a file's new rows
+    always come after the last one; removing files lowers the count)."""
+    (files, last) = db.execute("SELECT COUNT(*), COALESCE(MAX(terms_to), 0) FROM files").fetchone()
+    return int(files), int(last)
+
+
+class BM25Prefetch:
+    """BM25 questions asked in a thread, on a read-only connection of its own, before the build knows it may
+    use the answers: FTS5 scores with the GIL released, so the asking overlaps the walk, the loading and the
+    ranking's Python work (Django, a long issue: 1.9 s → 1.4 s). `Index.adopt` takes it; `Index.bm25` uses an
+    answer only if the index's full-text rows are still those it was read from (`_rows_state`)."""
+
+    def __init__(self, location: str, fingerprint: str, term_lists: Sequence[Sequence[str]]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.location = location
+        self.keys = {tuple(terms) for terms in term_lists}
+        self._cancelled = threading.Event()
+        self._connection: sqlite3.Connection | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxpack-bm25")
+        self._answers = self._pool.submit(self._ask, fingerprint, sorted(self.keys))
+
+    @classmethod
+    def start(cls, root: Path, fingerprint: str, term_lists: Sequence[Sequence[str]]) -> BM25Prefetch | None:
+        """A prefetch from `root`'s index, if it has one."""
+        path = root / INDEX_DIR / INDEX_FILE
+        return cls(str(path), fingerprint, term_lists) if term_lists and path.is_file() else None
+
+    def _ask(self, fingerprint: str, keys: Sequence[tuple[str, ...]]) -> Answers | None:
+        try:
+            connection = sqlite3.connect(f"{Path(self.location).resolve().as_uri()}?mode=ro", uri=True,
+                                         timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        self._connection = connection
+        try:
+            connection.execute("BEGIN")  # one snapshot for the state and every answer
+            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("schema") != str(SCHEMA_VERSION) or meta.get("fingerprint") != fingerprint:
+                return None
+            state = _rows_state(connection)
+            answers = {}
+            for key in keys:
+                if self._cancelled.is_set():
+                    return None
+                answers[key] = _bm25(connection, key)
+            return state, answers
+        except sqlite3.Error:  # interrupted by `cancel`, locked, damaged: the index's own connection asks
+            return None
+        finally:
+            self._connection = None
+            connection.close()
+
+    def answer(self, key: tuple[str, ...]) -> tuple[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None:
+        """(the rows' state, the answer) for these terms, once the thread is done; None if it has none."""
+        got = self._answers.result()
+        if got is None or key not in got[1]:
+            return None
+        return got[0], got[1][key]
+
+    def cancel(self) -> None:
+        """Stop asking (a build that changes the rows has no use for the answers) and end the thread."""
+        self._cancelled.set()
+        connection = self._connection
+        if connection is not None and not self._answers.done():
+            with suppress(sqlite3.Error):
+                connection.interrupt()
+        self._pool.shutdown(wait=True)
+
+
+Answers = tuple[tuple[int, int], dict[tuple[str, ...], tuple["np.ndarray", "np.ndarray"]]]
 
 
 class _Foreign(Exception):

@@ -263,7 +263,7 @@ class Corpus:
         if self.index is None:
             return scores
         rowids, values = self.index.bm25(terms)
-        if not rowids:
+        if not len(rowids):
             return scores
         starts, positions, counts = self._term_spans()
         if not starts.size:
@@ -611,12 +611,13 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
         "definitions": definitions.compute(list(chunks)),
     }
     if query and query.strip():
+        named = query_signal.named_match(chunks, corpus.graph, query)  # while the index may still be asking BM25
         learned = query_signal.LearnedInputs(
             title_bm25=corpus.bm25(title_of(query)), sizes=corpus.chunk_sizes(),
             priors={name: np.asarray(extra[name], dtype=np.float64)
                     for name in ("centrality", "recency", "definitions")},
             links=corpus.chunk_links, commits=corpus.history.commits, bm25_terms=corpus.bm25_terms)
-        extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned)
+        extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned, named)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None
         extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus, centre)
@@ -774,13 +775,22 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
         log.warning("nothing is staged under %s: the pack has no change to centre on", root)
     focus = list(focus)
     focus_paths = resolve_focus(root, focus)
-    found = scan(root, config, use_cache)
+    prefetch = _prefetch_bm25(root, config, query) if use_cache else None
+    try:
+        found = scan(root, config, use_cache)
+    except BaseException:
+        if prefetch is not None:
+            prefetch.cancel()
+        raise
     try:
         key = result_key(found, config, query, focus_paths, fmt) if change is None else None
         if key is not None and found.unchanged:
             cached = _cached_result(found, key)
             if cached is not None:
                 return cached
+        if prefetch is not None and found.unchanged:
+            found.index.adopt(prefetch)
+            prefetch = None
         # A bad tokenizer fails now, not after the parse (it is cached for the pack); its vocabulary is kept in
         # the index (not in an in-memory one: nothing would read it again).
         get_tokenizer(config.tokenizer, vocabularies=found.index if found.index.location != ":memory:" else None)
@@ -788,6 +798,9 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
     except BaseException:
         found.index.close()
         raise
+    finally:
+        if prefetch is not None:  # not adopted: the build changes the rows, or the pack was cached
+            prefetch.cancel()
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change, found=found)
     try:
         started = time.perf_counter()
@@ -798,6 +811,18 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
     finally:
         corpus.close()
     return pack, corpus
+
+
+def _prefetch_bm25(root: Path, config: Config, query: str | None) -> index_module.BM25Prefetch | None:
+    """The query's BM25 questions (the whole query, its first line), asked of the root's index in a thread
+    while the build walks and loads; used only if the build changes no full-text row."""
+    if not query or not query.strip():
+        return None
+    from .signals.query_features import title_of
+    from .terms import query_terms
+
+    return index_module.BM25Prefetch.start(Path(root).resolve(), parse_fingerprint(config),
+                                           [query_terms(query), query_terms(title_of(query))])
 
 
 RESULT_FORMAT = "1"  # of `_pack_to_json`

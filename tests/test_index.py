@@ -562,3 +562,88 @@ def test_a_long_query_asked_in_two_parts_scores_as_one_bm25(tmp_path: Path, monk
         assert (by_chunk > 0).sum() == len(expected)
     finally:
         corpus.close()
+
+
+def test_rows_holding_counts_each_term_as_a_match_would(tmp_path: Path) -> None:
+    from context_pack import index as index_module
+
+    repo = make_repo(tmp_path)
+    corpus = collect(repo, load_config(repo))
+    try:
+        db = corpus.index.db
+        terms = ["func", "value", "demo", "absentword", "entry", "func"]
+        expected = {t: db.execute("SELECT COUNT(*) FROM terms WHERE terms MATCH ?", (index_module._phrase(t),))
+                    .fetchone()[0] for t in terms}
+        assert expected["func"] > expected["demo"] > 0 == expected["absentword"]
+        assert index_module._rows_holding(db, terms) == expected
+    finally:
+        corpus.close()
+
+
+def _recorded_bm25(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[str, ...]]]:
+    """Every BM25 question asked of a connection, with the name of the thread that asked it."""
+    import threading
+
+    from context_pack import index as index_module
+
+    asked: list[tuple[str, tuple[str, ...]]] = []
+    bm25 = index_module._bm25
+
+    def recorded(db: sqlite3.Connection, terms: Any) -> Any:
+        asked.append((threading.current_thread().name, tuple(terms)))
+        return bm25(db, terms)
+
+    monkeypatch.setattr(index_module, "_bm25", recorded)
+    return asked
+
+
+def test_a_warm_query_build_takes_its_bm25_from_the_thread_and_packs_as_from_scratch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from context_pack.terms import query_terms
+
+    repo = make_repo(tmp_path)
+    collect(repo, load_config(repo)).close()
+    asked = _recorded_bm25(monkeypatch)
+    query = "func value: the entry point\nwhere func_3 meets demo"
+    cached, fresh = snapshot(repo, query)
+    assert cached == fresh
+    whole, title = tuple(query_terms(query)), tuple(query_terms("func value: the entry point"))
+    in_thread = {terms for name, terms in asked if name.startswith("ctxpack-bm25")}
+    in_main = {terms for name, terms in asked if not name.startswith("ctxpack-bm25")}
+    assert {whole, title} <= in_thread  # the warm build's two questions, asked ahead
+    assert whole in in_main  # ... and by the --no-cache build (in memory: no thread), itself
+
+
+def test_bm25_answers_read_before_the_rows_changed_are_not_used(tmp_path: Path) -> None:
+    from context_pack.index import BM25Prefetch, _bm25
+    from context_pack.pipeline import parse_fingerprint
+    from context_pack.terms import query_terms
+
+    repo = make_repo(tmp_path)
+    config = load_config(repo)
+    collect(repo, config).close()
+    terms = query_terms("func value demo")
+    assert BM25Prefetch.start(repo, "another fingerprint", [terms]).answer(tuple(terms)) is None
+    prefetch = BM25Prefetch.start(repo.resolve(), parse_fingerprint(config), [terms])
+    assert prefetch is not None
+    early = prefetch.answer(tuple(terms))  # read now, before the change
+    assert early is not None
+    (repo / "pkg/mod2.py").write_text("def value_demo(value):\n    return value + value\n")
+    corpus = collect(repo, config)
+    try:
+        corpus.index.adopt(prefetch)
+        now = _bm25(corpus.index.db, terms)
+        assert sorted(zip(*early[1], strict=True)) != sorted(zip(*now, strict=True))  # the change shows in BM25
+        answered = corpus.index.bm25(terms)
+        assert answered[0].tolist() == now[0].tolist() and answered[1].tolist() == now[1].tolist()
+    finally:
+        corpus.close()
+    same = BM25Prefetch.start(repo.resolve(), parse_fingerprint(config), [terms])
+    corpus = collect(repo, config)
+    try:
+        corpus.index.adopt(same)
+        answer = same.answer(tuple(terms))
+        assert answer is not None
+        assert corpus.index.bm25(terms) is answer[1]  # nothing changed: the thread's answer is used
+    finally:
+        corpus.close()

@@ -214,14 +214,34 @@ class DirectMatch:
     mentions: Mentions
 
 
-def direct_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray) -> DirectMatch:
-    """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index."""
+@dataclass
+class NamedMatch:
+    """What the query names outright, per chunk, each in [0, 1]: definitions of its identifiers, chunks of
+    the files it names, chunks holding a traceback's file:line. Needs no BM25, so the ranking works it out
+    while the index answers the BM25 questions (`Index.prefetch_bm25`)."""
+
+    ident: np.ndarray
+    path: np.ndarray
+    trace: np.ndarray
+    mentions: Mentions
+
+
+def named_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str) -> NamedMatch:
+    mentions = find_mentions(query)
+    path_hit, trace = location_matches(chunks, graph, mentions)
+    return NamedMatch(identifier_matches(chunks, graph, mentions), path_hit, trace, mentions)
+
+
+def direct_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
+                 named: NamedMatch | None = None) -> DirectMatch:
+    """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index; `named`: `named_match`'s
+    answer, if already had."""
     n = len(chunks)
     top = float(bm25.max()) if bm25.size else 0.0
     bm25_norm = bm25 / top if top > 0 else np.zeros(n)
-    mentions = find_mentions(query)
-    ident = identifier_matches(chunks, graph, mentions)
-    path_hit, trace = location_matches(chunks, graph, mentions)
+    if named is None:
+        named = named_match(chunks, graph, query)
+    ident, path_hit, trace = named.ident, named.path, named.trace
     direct = np.maximum(trace, BM25_SHARE * bm25_norm + IDENT_SHARE * ident + PATH_SHARE * path_hit)
     kind_factor = np.fromiter((TEXT_FACTOR if c.language not in GRAMMARS else TEST_FACTOR if c.is_test else 1.0
                                for c in chunks), dtype=np.float64, count=n)
@@ -229,7 +249,7 @@ def direct_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np
     top_direct = float(direct.max()) if n else 0.0
     if top_direct > 0:
         direct = direct / top_direct
-    return DirectMatch(bm25_norm, ident, path_hit, trace, direct, mentions)
+    return DirectMatch(bm25_norm, ident, path_hit, trace, direct, named.mentions)
 
 
 @dataclass
@@ -246,14 +266,15 @@ class LearnedInputs:
 
 
 def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
-            learned: LearnedInputs | None = None) -> np.ndarray:
-    """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index. With `learned` (and
+            learned: LearnedInputs | None = None, named: NamedMatch | None = None) -> np.ndarray:
+    """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index; `named`: `named_match`'s
+    answer, if already had. With `learned` (and
     `USE_LEARNED`), the fitted model's probability that a chunk holds what the query needs; without, the
     hand-weighted direct match shared with the chunks of the best files."""
     n = len(chunks)
     if n == 0 or not query.strip():
         return np.zeros(n)
-    match = direct_match(chunks, graph, query, bm25)
+    match = direct_match(chunks, graph, query, bm25, named)
     if not match.direct.any():
         return match.direct
     if learned is not None and USE_LEARNED:
@@ -367,16 +388,17 @@ def _definition_parts(graph: CodeGraph) -> dict[str, list[str]]:
 def location_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Mentions) -> tuple[np.ndarray, np.ndarray]:
     """Chunks of files the query names, and chunks holding a traceback's file:line."""
     n = len(chunks)
-    lookup = PathLookup(graph.files)
-    path_set: set[str] = set()
-    for mention in mentions.paths:
-        path_set.update(_match_path(lookup, mention))
-    path_hit = np.fromiter((1.0 if c.path in path_set else 0.0 for c in chunks), dtype=np.float64, count=n)
+    path_hit = np.zeros(n)
     trace = np.zeros(n)
+    if not mentions.paths and not mentions.locations:
+        return path_hit, trace
+    lookup = PathLookup(graph.files)
+    named_files = {graph.file_id[path] for mention in mentions.paths for path in _match_path(lookup, mention)}
+    path_hit[np.isin(graph.file_of_chunk, sorted(named_files))] = 1.0
     for mention, line in mentions.locations:
         for path in _match_path(lookup, mention):
-            for i, chunk in enumerate(chunks):
-                if chunk.path == path and chunk.start_line <= line <= chunk.end_line:
+            for i in np.flatnonzero(graph.file_of_chunk == graph.file_id[path]).tolist():
+                if chunks[i].start_line <= line <= chunks[i].end_line:
                     trace[i] = TRACE_VALUE
     return path_hit, trace
 

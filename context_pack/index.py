@@ -636,10 +636,10 @@ def _rows_state(db: sqlite3.Connection) -> tuple[int, int]:
 
 
 class BM25Prefetch:
-    """BM25 questions asked in a thread, on a read-only connection of its own, before the build knows it may
-    use the answers: FTS5 scores with the GIL released, so the asking overlaps the walk, the loading and the
-    ranking's Python work (Django, a long issue: 1.9 s → 1.4 s). `Index.adopt` takes it; `Index.bm25` uses an
-    answer only if the index's full-text rows are still those it was read from (`_rows_state`)."""
+    """BM25 questions asked in a thread, on a read-only connection of its own: FTS5 scores with the GIL
+    released, so the asking overlaps the build's loading and the ranking's Python work (Django, a 705-term
+    issue: 1.9 s → 1.4 s). `Index.adopt` takes it; `Index.bm25` uses an answer only if the index's full-text
+    rows are still those it was read from (`_rows_state`): another build may have changed them since."""
 
     def __init__(self, location: str, fingerprint: str, term_lists: Sequence[Sequence[str]]) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -650,12 +650,6 @@ class BM25Prefetch:
         self._connection: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctxpack-bm25")
         self._answers = self._pool.submit(self._ask, fingerprint, sorted(self.keys))
-
-    @classmethod
-    def start(cls, root: Path, fingerprint: str, term_lists: Sequence[Sequence[str]]) -> BM25Prefetch | None:
-        """A prefetch from `root`'s index, if it has one."""
-        path = root / INDEX_DIR / INDEX_FILE
-        return cls(str(path), fingerprint, term_lists) if term_lists and path.is_file() else None
 
     def _ask(self, fingerprint: str, keys: Sequence[tuple[str, ...]]) -> Answers | None:
         try:

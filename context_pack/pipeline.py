@@ -775,22 +775,15 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
         log.warning("nothing is staged under %s: the pack has no change to centre on", root)
     focus = list(focus)
     focus_paths = resolve_focus(root, focus)
-    prefetch = _prefetch_bm25(root, config, query) if use_cache else None
-    try:
-        found = scan(root, config, use_cache)
-    except BaseException:
-        if prefetch is not None:
-            prefetch.cancel()
-        raise
+    found = scan(root, config, use_cache)
     try:
         key = result_key(found, config, query, focus_paths, fmt) if change is None else None
         if key is not None and found.unchanged:
             cached = _cached_result(found, key)
             if cached is not None:
                 return cached
-        if prefetch is not None and found.unchanged:
-            found.index.adopt(prefetch)
-            prefetch = None
+        if query and query.strip() and found.unchanged:
+            _prefetch_bm25(found.index, query)
         # A bad tokenizer fails now, not after the parse (it is cached for the pack); its vocabulary is kept in
         # the index (not in an in-memory one: nothing would read it again).
         get_tokenizer(config.tokenizer, vocabularies=found.index if found.index.location != ":memory:" else None)
@@ -798,9 +791,6 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
     except BaseException:
         found.index.close()
         raise
-    finally:
-        if prefetch is not None:  # not adopted: the build changes the rows, or the pack was cached
-            prefetch.cancel()
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change, found=found)
     try:
         started = time.perf_counter()
@@ -813,16 +803,16 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
     return pack, corpus
 
 
-def _prefetch_bm25(root: Path, config: Config, query: str | None) -> index_module.BM25Prefetch | None:
-    """The query's BM25 questions (the whole query, its first line), asked of the root's index in a thread
-    while the build walks and loads; used only if the build changes no full-text row."""
-    if not query or not query.strip():
-        return None
+def _prefetch_bm25(index: index_module.Index, query: str) -> None:
+    """Have the query's BM25 questions (the whole query, its first line) asked of the index in a thread
+    while the build loads the corpus and the ranking works out what the query names. Started after the scan,
+    when git and the walk are done with the cores and the build is known to change no full-text row."""
     from .signals.query_features import title_of
     from .terms import query_terms
 
-    return index_module.BM25Prefetch.start(Path(root).resolve(), parse_fingerprint(config),
-                                           [query_terms(query), query_terms(title_of(query))])
+    if index.location != ":memory:":
+        index.adopt(index_module.BM25Prefetch(index.location, index.fingerprint,
+                                              [query_terms(query), query_terms(title_of(query))]))
 
 
 RESULT_FORMAT = "1"  # of `_pack_to_json`

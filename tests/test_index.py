@@ -623,9 +623,9 @@ def test_bm25_answers_read_before_the_rows_changed_are_not_used(tmp_path: Path) 
     config = load_config(repo)
     collect(repo, config).close()
     terms = query_terms("func value demo")
-    assert BM25Prefetch.start(repo, "another fingerprint", [terms]).answer(tuple(terms)) is None
-    prefetch = BM25Prefetch.start(repo.resolve(), parse_fingerprint(config), [terms])
-    assert prefetch is not None
+    location = str(repo.resolve() / ".ctxpack" / "index.db")
+    assert BM25Prefetch(location, "another fingerprint", [terms]).answer(tuple(terms)) is None
+    prefetch = BM25Prefetch(location, parse_fingerprint(config), [terms])
     early = prefetch.answer(tuple(terms))  # read now, before the change
     assert early is not None
     (repo / "pkg/mod2.py").write_text("def value_demo(value):\n    return value + value\n")
@@ -638,7 +638,7 @@ def test_bm25_answers_read_before_the_rows_changed_are_not_used(tmp_path: Path) 
         assert answered[0].tolist() == now[0].tolist() and answered[1].tolist() == now[1].tolist()
     finally:
         corpus.close()
-    same = BM25Prefetch.start(repo.resolve(), parse_fingerprint(config), [terms])
+    same = BM25Prefetch(location, parse_fingerprint(config), [terms])
     corpus = collect(repo, config)
     try:
         corpus.index.adopt(same)

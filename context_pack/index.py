@@ -417,10 +417,12 @@ class Index:
         `replacing` names the files `changed` will bring, if known: when they and `deleted` hold most of the
         full-text rows (a branch switch, a checkout far back), the rows are removed in bulk (`_remove_most`).
         """
+        deleted = list(deleted)
+        if deleted or replacing:  # the full-text rows change: earlier BM25 answers go stale
+            self._forget_prefetched()  # ... and the thread ends before the parse below forks its workers
         files = iter(changed)
         first = next(files, None)
-        deleted = list(deleted)
-        if first is not None or deleted or replacing:  # the full-text rows change: earlier answers go stale
+        if first is not None:
             self._forget_prefetched()
         try:
             with self._transaction():
@@ -584,7 +586,7 @@ def _phrase(term: str) -> str:
 
 def _bm25(db: sqlite3.Connection, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """`Index.bm25` on a connection. Each question is one statement that returns one row, its answer as text,
-    so that in a thread (`prefetch_bm25`) it takes the GIL a few times, not once per row.
+    so that in a thread (`BM25Prefetch`) it takes the GIL a few times, not once per row.
 
     FTS5's bm25() costs about (rows matched) × (terms asked) and an issue's text asks hundreds of terms, so a
     long query is asked in two parts, the terms many chunks hold and the rest: BM25 is a sum over terms, each
@@ -637,9 +639,10 @@ def _rows_state(db: sqlite3.Connection) -> tuple[int, int]:
 
 class BM25Prefetch:
     """BM25 questions asked in a thread, on a read-only connection of its own: FTS5 scores with the GIL
-    released, so the asking overlaps the build's loading and the ranking's Python work (Django, a 705-term
-    issue: 1.9 s → 1.4 s). `Index.adopt` takes it; `Index.bm25` uses an answer only if the index's full-text
-    rows are still those it was read from (`_rows_state`): another build may have changed them since."""
+    released, so the asking overlaps the build's loading and the ranking's Python work (the python split's
+    later calls: 7.6 % quicker at the median; bench/RESULTS.md). `Index.adopt` takes it; `Index.bm25` uses
+    an answer only if the index's full-text rows are still those it was read from (`_rows_state`): another
+    build may have changed them since."""
 
     def __init__(self, location: str, fingerprint: str, term_lists: Sequence[Sequence[str]]) -> None:
         from concurrent.futures import ThreadPoolExecutor

@@ -647,3 +647,38 @@ def test_bm25_answers_read_before_the_rows_changed_are_not_used(tmp_path: Path) 
         assert corpus.index.bm25(terms) is answer[1]  # nothing changed: the thread's answer is used
     finally:
         corpus.close()
+
+
+def test_a_row_that_does_not_decode_is_parsed_again_after_the_bm25_thread_has_ended(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged row is parsed again in a worker process: the BM25 thread, whose answers that parse makes
+    stale, is ended first (forking a process while a thread runs can leave the child holding a lock), and
+    the pack is as from scratch."""
+    import threading
+
+    from context_pack import index as index_module
+    from context_pack import parallel
+
+    repo = make_repo(tmp_path)
+    collect(repo, load_config(repo)).close()
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE files SET numbers = ? WHERE path = 'pkg/mod2.py'", (b"\x01\x02\x03",))
+    bm25 = index_module._bm25
+
+    def slow_in_thread(db: sqlite3.Connection, terms: Any) -> Any:
+        if threading.current_thread().name.startswith("ctxpack-bm25"):
+            time.sleep(0.5)  # still asking when the build finds the damaged row
+        return bm25(db, terms)
+
+    alive_at_parse: list[bool] = []
+    iter_parse = parallel.iter_parse
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        alive_at_parse.append(any(t.name.startswith("ctxpack-bm25") for t in threading.enumerate()))
+        return iter_parse(*args, **kwargs)
+
+    monkeypatch.setattr(index_module, "_bm25", slow_in_thread)
+    monkeypatch.setattr(parallel, "iter_parse", recorded)
+    cached, fresh = snapshot(repo, "func value demo entry point")
+    assert alive_at_parse[0] is False  # the warm build's parse of the damaged row, after the thread ended
+    assert cached == fresh

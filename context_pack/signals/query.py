@@ -218,7 +218,7 @@ class DirectMatch:
 class NamedMatch:
     """What the query names outright, per chunk, each in [0, 1]: definitions of its identifiers, chunks of
     the files it names, chunks holding a traceback's file:line. Needs no BM25, so the ranking works it out
-    while the index answers the BM25 questions (`Index.prefetch_bm25`)."""
+    while a thread asks the index the BM25 questions (`index.BM25Prefetch`)."""
 
     ident: np.ndarray
     path: np.ndarray

@@ -431,3 +431,34 @@ def test_first_pass_keeps_its_own_size_penalty(tmp_path: Path, monkeypatch: pyte
     assert second_query() == shipped  # the final ranking's penalty does not reach the second query
     monkeypatch.setattr(query_signal, "FIRST_PASS_SIZE_PENALTY", 0.0)
     assert set(second_query()) != set(shipped)  # ties: the first 8 in corpus order
+
+
+def _parts_of_every_name(names: Sequence[str]) -> dict[str, list[str]]:
+    """The sub-word table made the plain way: every name split (what `NameParts` answers word by word)."""
+    from context_pack.terms import CAMEL_RE
+
+    parts: dict[str, list[str]] = {}
+    for name in names:
+        pieces = {p.lower() for p in CAMEL_RE.findall(name)}
+        if len(pieces) > 1:
+            for piece in pieces:
+                parts.setdefault(piece, []).append(name)
+    return parts
+
+
+def test_name_parts_finds_the_names_holding_a_word_as_splitting_every_name_does() -> None:
+    rng = random.Random(7)
+    pieces = ["get", "Get", "HTTP", "http", "Server", "server", "parse", "URL", "url2", "x", "ID", "v2", "Kelvin",
+              "\u212aey", "İd", "ΣIGMA", "σigma", "utf8", "Utf8", "__", "_", "9"]
+    names = ["prepend_filter", "prependFilter", "HTTPServer", "getHTTPResponseCode", "parse_url2", "ID", "Id",
+             "\u212aey_map", "İdMap", "ΑΣ_part"]
+    names += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
+    names = list(dict.fromkeys(n for n in names if n.isidentifier()))
+    expected = _parts_of_every_name(names)
+    lookup = query_signal.NameParts(names)
+    words = {w for w in expected} | {p.lower() for p in pieces} | {"absent", "serv", "tp", "key", "id", "σigma"}
+    assert len(expected) > 20 and any(not w.isascii() for w in words)
+    for word in sorted(words):
+        assert lookup.holding(word) == expected.get(word, []), word
+        capped = lookup.holding(word, 3)
+        assert capped == expected.get(word, [])[:4], word  # past 3, one more and no further

@@ -9,8 +9,10 @@ shared with the other chunks of the best files) is one of its inputs and stays a
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -353,7 +355,7 @@ def identifier_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Ment
     """Definitions of the identifiers the query names: `Class.method` exactly, a bare name by how rare it
     is, and a name that is only part of a definition's name (`prepend` → `prepend_filter`) at half that."""
     ident = np.zeros(len(chunks))
-    parts: dict[str, list[str]] | None = None
+    parts: NameParts | None = None
     for name, confidence in mentions.identifiers.items():
         segments = name.split(".")
         targets = graph.definitions.get(segments[-1], [])
@@ -365,8 +367,8 @@ def identifier_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Ment
         if targets or "." in name or not name.isidentifier():
             continue
         if parts is None:
-            parts = _definition_parts(graph)
-        holders = parts.get(name.lower(), [])
+            parts = NameParts(list(graph.definitions))
+        holders = parts.holding(name.lower(), MAX_PARTIAL)
         if 0 < len(holders) <= MAX_PARTIAL:
             for holder in holders:
                 for target in graph.definitions[holder]:
@@ -374,15 +376,34 @@ def identifier_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Ment
     return ident
 
 
-def _definition_parts(graph: CodeGraph) -> dict[str, list[str]]:
-    """Sub-word of a defined name -> the defined names holding it (`prepend_filter` under prepend, filter)."""
-    parts: dict[str, list[str]] = {}
-    for name in graph.definitions:
-        pieces = {p.lower() for p in CAMEL_RE.findall(name)}
-        if len(pieces) > 1:
-            for piece in pieces:
-                parts.setdefault(piece, []).append(name)
-    return parts
+class NameParts:
+    """Defined names by the sub-words they hold (`prepend_filter` holds prepend and filter), worked out only
+    for the words asked: a name is split only if the word occurs in its lower-case text at all (splitting
+    every name of a large repository took 0.05–0.09 s per question)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        lowered = [name.lower() for name in self.names]
+        self.text = "\n".join(lowered)
+        self.starts = list(itertools.accumulate((len(name) + 1 for name in lowered), initial=0))[:-1]
+
+    def holding(self, word: str, most: int | None = None) -> list[str]:
+        """The names, in order, whose sub-words (lower-cased, two or more of them) include `word`; past
+        `most` of them, stops (one more than `most` is returned)."""
+        if word.isascii():  # a lower-cased ASCII sub-word of a name is in the name's lower-case text
+            found = dict.fromkeys(bisect.bisect_right(self.starts, match.start()) - 1
+                                  for match in re.finditer(re.escape(word), self.text))
+            candidates: Iterable[str] = (self.names[k] for k in found)
+        else:  # lower() may join or grow characters: ask every name
+            candidates = self.names
+        holders: list[str] = []
+        for name in candidates:
+            pieces = {piece.lower() for piece in CAMEL_RE.findall(name)}
+            if len(pieces) > 1 and word in pieces:
+                holders.append(name)
+                if most is not None and len(holders) > most:
+                    break
+        return holders
 
 
 def location_matches(chunks: Sequence[Chunk], graph: CodeGraph, mentions: Mentions) -> tuple[np.ndarray, np.ndarray]:

@@ -327,7 +327,8 @@ class Index:
             db.execute("SELECT key, value FROM results LIMIT 1").fetchall()
             if meta.get("fingerprint") != self.fingerprint:  # parser or settings changed: every parse is stale
                 db.execute("DELETE FROM files")
-                db.execute("DELETE FROM terms")
+                db.execute("DROP TABLE terms")  # FTS5 deletes a row by tokenizing it again: remaking is quicker
+                db.execute(TERMS_TABLE)
                 db.execute("DELETE FROM derived")
                 db.execute("DELETE FROM token_counts")
                 db.execute("DELETE FROM results")

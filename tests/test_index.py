@@ -682,3 +682,26 @@ def test_a_row_that_does_not_decode_is_parsed_again_after_the_bm25_thread_has_en
     cached, fresh = snapshot(repo, "func value demo entry point")
     assert alive_at_parse[0] is False  # the warm build's parse of the damaged row, after the thread ended
     assert cached == fresh
+
+
+def test_a_changed_parse_setting_empties_the_index_and_its_full_text_rows_are_as_from_scratch(tmp_path: Path) -> None:
+    """Another parse setting makes every stored parse stale: the files go and the full-text table is made again
+    (not emptied row by row), and the next build's rows, spans and BM25 are those of a build from scratch."""
+    from dataclasses import replace
+
+    repo = make_repo(tmp_path)
+    (repo / "pkg/long.py").write_text("\n\n".join(f"x_{i} = {i}\ny_{i} = x_{i} + 1" for i in range(30)) + "\n")
+    collect(repo, replace(load_config(repo), block_max_lines=3)).close()
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        small_blocks = db.execute("SELECT COUNT(*) FROM terms").fetchone()[0]
+    query = "func value long x_3 y_7"
+    corpus = collect(repo, load_config(repo))
+    try:
+        assert corpus.index.location != ":memory:"  # the index on disk took the new parses
+        spans = _full_text_spans(corpus)
+        assert sum(last - first + 1 for _, first, last in spans) == len(corpus.chunks) < small_blocks
+        keys, scored = [c.key for c in corpus.chunks], corpus.bm25(query)
+        assert scored.max() > 0
+    finally:
+        corpus.close()
+    _assert_scores_as_from_scratch(repo, keys, query, scored)

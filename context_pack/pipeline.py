@@ -33,7 +33,7 @@ from .staged import StagedChange, read_staged, without_files
 from .tokens import CachedTokenizer, Tokenizer, get_tokenizer
 from .walk import read_source, walk
 
-# numpy, scipy, the parser and the ranking are imported where used: a build whose pack is cached needs none.
+# numpy, the parser and the ranking are imported where used: a build whose pack is cached needs none.
 if TYPE_CHECKING:
     import numpy as np
 
@@ -116,8 +116,8 @@ class Corpus:
         return stored[1].chunk_matrix, stored[1].file_matrix
 
     def chunk_links(self) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk graph as CSR (indptr, indices): from the kept graph with numpy alone when nothing has
-        loaded it yet (a warm query then needs no scipy), else from the graph."""
+        """The chunk graph as CSR (indptr, indices): only those two arrays of the kept graph when nothing has
+        loaded it yet (a warm query decodes no more of it), else from the graph."""
         graph = self._graph
         if (graph is None or "chunk_matrix" not in graph.__dict__) and "graph_state" not in self._memo:
             kept = self._kept_chunk_links()
@@ -889,7 +889,7 @@ def _code_fingerprint() -> str:
     for language in sorted(GRAMMARS):
         with suppress(OSError):
             digest.update(language.encode() + b"\0" + query_source(language).encode())
-    for distribution in ("context-pack", "numpy", "scipy", "tiktoken"):
+    for distribution in ("context-pack", "numpy", "tiktoken"):
         digest.update(f"{distribution}={metadata_version(distribution)}".encode())
     digest.update(f"{sys.version}\0{sys.platform}".encode())  # an index copied to another Python is not trusted
     return digest.hexdigest()

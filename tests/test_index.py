@@ -407,6 +407,27 @@ def _same_graph(repo: Path) -> str:
         fresh.close()
 
 
+def test_graph_work_imports_no_scipy(tmp_path: Path) -> None:
+    """Making, patching and ranking the graph, and a focus, need numpy alone (scipy.sparse takes ~0.12 s to
+    import, as much as the rest of the graph work after a one-file change)."""
+    repo = _graph_repo(tmp_path)
+    script = ("import sys, context_pack\n"
+              "context_pack.build(sys.argv[1], budget=2000, focus=['pkg/mod1.py'], query='render widget')\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n")
+    mod1 = repo / "pkg/mod1.py"
+    for edit in ("", "\n# a note\n", "\ndef extra():\n    return helper_2(1)\n"):  # made, patched, made
+        mod1.write_text(mod1.read_text() + edit)
+        done = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == "[]"
+    config = load_config(repo)
+    assert _same_graph(repo) == "kept"
+    corpus = collect(repo, config)
+    try:
+        assert corpus.centrality().any()
+    finally:
+        corpus.close()
+
+
 def test_a_few_changed_files_patch_the_graph_into_the_one_a_rebuild_makes(tmp_path: Path) -> None:
     repo = _graph_repo(tmp_path)
     assert _same_graph(repo) == "made"

@@ -17,6 +17,7 @@ from context_pack.config import load_config
 from context_pack.pipeline import collect, rank
 from context_pack.signals import query as query_signal
 from context_pack.signals import query_features
+from context_pack.signals.csr import CSR
 from context_pack.signals.graph import pagerank
 from context_pack.signals.query import find_mentions
 from context_pack.terms import CAMEL_FIND_RE, camel_words, query_terms, tokenize
@@ -32,7 +33,8 @@ def test_pagerank_matches_networkx() -> None:
     graph = nx.gnp_random_graph(60, 0.08, seed=3, directed=True)
     for u, v in graph.edges:
         graph[u][v]["weight"] = 1.0 + (u * 7 + v) % 5
-    matrix = sparse.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(60), weight="weight"))
+    reference = sparse.coo_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(60), weight="weight"))
+    matrix = CSR.from_triples(reference.row, reference.col, reference.data, (60, 60))
     expected = nx.pagerank(graph, weight="weight", tol=1e-10)
     ours = pagerank(matrix, tol=1e-10)
     assert np.allclose(ours, [expected[i] for i in range(60)], atol=1e-6)
@@ -40,6 +42,50 @@ def test_pagerank_matches_networkx() -> None:
     seeds[[1, 5]] = 1.0
     expected = nx.pagerank(graph, weight="weight", personalization={1: 1, 5: 1}, tol=1e-10)
     assert np.allclose(pagerank(matrix, seeds, tol=1e-10), [expected[i] for i in range(60)], atol=1e-6)
+
+
+def test_csr_matrices_equal_scipy_sparse() -> None:
+    """signals/csr.py stands in for scipy.sparse (too slow to import per build): the same arrays for the
+    same operations, with repeated cells summed and columns in order."""
+    from context_pack.signals.csr import vstack
+
+    rng = np.random.default_rng(11)
+
+    def same(mine: CSR, theirs: sparse.csr_matrix) -> None:
+        theirs = theirs.tocsr()
+        theirs.sum_duplicates()
+        theirs.sort_indices()
+        assert mine.shape == theirs.shape
+        assert mine.indptr.tolist() == theirs.indptr.tolist()
+        assert mine.indices.tolist() == theirs.indices.tolist()
+        assert np.allclose(mine.data, theirs.data, rtol=1e-15, atol=0)
+        assert np.array_equal(mine.toarray(), theirs.toarray())
+
+    for rows, cols in ((7, 7), (5, 9), (1, 1), (3, 0), (0, 4)):
+        count = int(rng.integers(0, 40)) if rows and cols else 0
+        r, c = rng.integers(0, max(rows, 1), count), rng.integers(0, max(cols, 1), count)
+        w = rng.random(count) + 0.5
+        mine = CSR.from_triples(r, c, w, (rows, cols))
+        theirs = sparse.csr_matrix((w, (r, c)), shape=(rows, cols))
+        same(mine, theirs)
+        same(mine.transposed(), theirs.T)
+        assert np.allclose(mine.row_sums(), np.asarray(theirs.sum(axis=1)).ravel())
+        other = CSR.from_triples(c[::-1] % max(rows, 1), r[::-1] % max(cols, 1), w, (rows, cols)) if count else mine
+        same(mine.plus(other), theirs + sparse.csr_matrix(other.toarray()))
+        same(vstack([mine, other, mine]), sparse.vstack([theirs, sparse.csr_matrix(other.toarray()), theirs]))
+        again = CSR.checked(mine.data, mine.indices, mine.indptr, mine.shape)
+        assert again.indptr.tolist() == mine.indptr.tolist() and again.indices.tolist() == mine.indices.tolist()
+    summed = CSR.from_triples([0, 0, 0, 0], [1, 1, 0, 1], [0.1, 0.2, 4.0, 0.3], (1, 2))
+    assert summed.indices.tolist() == [0, 1] and np.allclose(summed.data, [4.0, 0.6], rtol=1e-15)
+    with pytest.raises(ValueError):
+        CSR.from_triples([0, 2], [0, 0], [1.0, 1.0], (2, 2))  # row 2 of a 2-row matrix
+    good = CSR.from_triples([0, 1], [1, 0], [1.0, 2.0], (2, 2))
+    for damaged in ((good.data, good.indices, good.indptr[:-1], good.shape),  # an offset short
+                    (good.data, good.indices + 1, good.indptr, good.shape),  # a column outside
+                    (good.data, good.indices, good.indptr[::-1], good.shape),  # offsets going back
+                    (good.data[:1], good.indices, good.indptr, good.shape)):
+        with pytest.raises(ValueError):
+            CSR.checked(*damaged)
 
 
 def test_recently_changed_file_outranks_an_old_one(tmp_path: Path) -> None:

@@ -16,16 +16,13 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..model import Chunk, Links
 from ..repo_facts import RepoFacts
+from .csr import CSR, vstack
 from .imports import resolve_imports
-
-if TYPE_CHECKING:  # scipy costs ~0.1 s to import; a warm build reads centrality from the index instead
-    from scipy import sparse
 
 PYTHON_BUILTINS = frozenset(dir(builtins))  # `str` in Python code is the builtin, not a repo's own `str`
 MAX_DEFINITIONS = 20
@@ -45,7 +42,7 @@ class CodeGraph:
 
     def __init__(self, chunks: Sequence[Chunk], facts: RepoFacts,
                  links_of: Callable[[Sequence[str]], Mapping[str, Sequence[Links]]] | None = None,
-                 stored: Callable[[], tuple[sparse.csr_matrix, sparse.csr_matrix] | None] | None = None,
+                 stored: Callable[[], tuple[CSR, CSR] | None] | None = None,
                  previous: Callable[[], GraphState | None] | None = None,
                  structures: Mapping[str, str] | None = None) -> None:
         """`links_of(paths)` gives each of those files' chunks' (references, imports), when `chunks` lack
@@ -104,7 +101,7 @@ class CodeGraph:
         return self.__dict__.get("_made", False)
 
     @cached_property
-    def _from_store(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix] | None:
+    def _from_store(self) -> tuple[CSR, CSR] | tuple[CSR, CSR, CSR] | None:
         found = self._stored() if self._stored is not None else None
         if found is not None and (found[0].shape != (len(self.chunks),) * 2 or
                                   found[1].shape != (len(self.files),) * 2):
@@ -114,16 +111,14 @@ class CodeGraph:
         return found
 
     @cached_property
-    def chunk_matrix(self) -> sparse.csr_matrix:
+    def chunk_matrix(self) -> CSR:
         """chunk -> chunk: references, and a method's containment in its class."""
         if self._from_store is not None:
             return self._from_store[0]
         self.__dict__["_made"] = True
-        from scipy import sparse
-
         n = len(self.chunks)
         rows, cols, weights = _chunk_edges(self.chunks, self.chunk_links, self.definitions, 0, only_used=False)
-        return sparse.csr_matrix((weights, (rows, cols)), shape=(n, n), dtype=np.float64)
+        return CSR.from_triples(rows, cols, weights, (n, n))
 
     @cached_property
     def file_imports(self) -> dict[str, set[str]]:
@@ -137,20 +132,18 @@ class CodeGraph:
         return resolve_imports(facts_by_file, self.facts, namespaces)
 
     @cached_property
-    def import_matrix(self) -> sparse.csr_matrix:
+    def import_matrix(self) -> CSR:
         """file -> file: resolved imports."""
         if self._from_store is not None and len(self._from_store) > 2:
             return self._from_store[2]
-        from scipy import sparse
-
         size = len(self.files)
         file_id = self.file_id
         f_rows = [file_id[source] for source, targets in self.file_imports.items() for _ in targets]
         f_cols = [file_id[target] for targets in self.file_imports.values() for target in targets]
-        return sparse.csr_matrix((np.ones(len(f_rows)), (f_rows, f_cols)), shape=(size, size))
+        return CSR.from_triples(f_rows, f_cols, np.ones(len(f_rows)), (size, size))
 
     @cached_property
-    def file_matrix(self) -> sparse.csr_matrix:
+    def file_matrix(self) -> CSR:
         """file -> file: imports, plus references between files (at most one import's worth per pair)."""
         if self._from_store is not None:
             return self._from_store[1]
@@ -177,7 +170,7 @@ class CodeGraph:
         links = self.chunk_links
         return [(self.chunks[starts[i]:starts[i + 1]], links[starts[i]:starts[i + 1]]) for i in files]
 
-    def _patched(self) -> tuple[sparse.csr_matrix, sparse.csr_matrix, sparse.csr_matrix] | None:
+    def _patched(self) -> tuple[CSR, CSR, CSR] | None:
         """The previous build's matrices with the changed files' rows made again and every chunk index moved
         to where it is now: the same matrices a rebuild makes (tests/test_index.py checks it), when
 
@@ -212,8 +205,6 @@ class CodeGraph:
             if len(links) != len(chunks) or file_interface(chunks, links) != previous.interfaces[i]:
                 return None
             blocks[i] = (chunks, links)
-        from scipy import sparse
-
         # Old chunk index -> new: a shift for unchanged files; the k-th defining chunk of a changed file to
         # its k-th now (only defining chunks are targets of other files' edges); -1 for the rest.
         moved = np.repeat(new_starts[:-1] - old_starts[:-1], previous.counts) + np.arange(int(old_starts[-1]))
@@ -235,16 +226,15 @@ class CodeGraph:
                 if np.any(columns < 0):
                     return None
                 indptr = old_matrix.indptr[old_starts[run_start]:old_starts[i] + 1] - low
-                pieces.append(sparse.csr_matrix((old_matrix.data[low:high], columns, indptr),
-                                                shape=(int(old_starts[i] - old_starts[run_start]), n)))
+                pieces.append(CSR(old_matrix.data[low:high], columns.astype(np.int32), indptr.astype(np.int64),
+                                  (int(old_starts[i] - old_starts[run_start]), n)))
             if i == len(self.files):
                 break
             chunks, links = blocks[i]
             rows, cols, weights = _chunk_edges(chunks, links, self.definitions, int(new_starts[i]), only_used=True)
-            pieces.append(sparse.csr_matrix((weights, (rows - new_starts[i], cols)), shape=(len(chunks), n),
-                                            dtype=np.float64))
+            pieces.append(CSR.from_triples(rows - new_starts[i], cols, weights, (len(chunks), n)))
             run_start = i + 1
-        chunk_matrix = sparse.vstack(pieces, format="csr")
+        chunk_matrix = vstack(pieces)
         self.__dict__["_made"] = True
         self.__dict__["_previous_state"] = previous
         file_matrix = _file_matrix(previous.import_matrix, chunk_matrix, self.file_of_chunk, len(self.files))
@@ -261,9 +251,9 @@ class GraphState:
     interfaces: list[str]  # per file: `file_interface`
     definers: np.ndarray  # per chunk: it defines a symbol
     facts: str  # `RepoFacts.fingerprint`
-    chunk_matrix: sparse.csr_matrix
-    file_matrix: sparse.csr_matrix
-    import_matrix: sparse.csr_matrix
+    chunk_matrix: CSR
+    file_matrix: CSR
+    import_matrix: CSR
 
     def to_bytes(self) -> bytes:
         """An .npz (numpy's own format, read back without pickle); names and digests as UTF-8 JSON."""
@@ -286,11 +276,9 @@ class GraphState:
 
     @classmethod
     def from_bytes(cls, value: bytes) -> GraphState:
-        from scipy import sparse
-
         with np.load(io.BytesIO(value), allow_pickle=False) as arrays:
-            matrices = [sparse.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"],
-                                           arrays[f"{name}_indptr"]), shape=tuple(arrays[f"{name}_shape"]))
+            matrices = [CSR.checked(arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"],
+                                    arrays[f"{name}_shape"].tolist())
                         for name in ("chunk", "file", "import")]
             files, structures, interfaces, facts = json.loads(arrays["meta"].tobytes().decode("utf-8",
                                                                                               "surrogatepass"))
@@ -336,15 +324,13 @@ def _chunk_edges(chunks: Sequence[Chunk], links: Sequence[Links], definitions: M
     return rows, cols, weights
 
 
-def _file_matrix(import_matrix: sparse.csr_matrix, chunk_matrix: sparse.csr_matrix, file_of_chunk: np.ndarray,
-                 size: int) -> sparse.csr_matrix:
-    from scipy import sparse
-
-    coo = chunk_matrix.tocoo()
-    ref_files = sparse.csr_matrix((coo.data, (file_of_chunk[coo.row], file_of_chunk[coo.col])), shape=(size, size))
-    ref_files.setdiag(0)
-    ref_files.data = np.minimum(ref_files.data, 1.0)
-    return (import_matrix + ref_files).tocsr()
+def _file_matrix(import_matrix: CSR, chunk_matrix: CSR, file_of_chunk: np.ndarray, size: int) -> CSR:
+    rows, cols, weights = chunk_matrix.triples()
+    source, target = file_of_chunk[rows], file_of_chunk[cols]
+    between = source != target  # a file's references to itself are no edge
+    references = CSR.from_triples(source[between], target[between], weights[between], (size, size))
+    capped = CSR(np.minimum(references.data, 1.0), references.indices, references.indptr, references.shape)
+    return import_matrix.plus(capped)
 
 
 def short_name(qualified: str) -> str:
@@ -393,7 +379,7 @@ def _reference_edges(chunks: Sequence[Chunk], links: Sequence[Links], definition
     return src[not_self], dst[not_self], weight[not_self]
 
 
-def pagerank(matrix: sparse.csr_matrix, personalization: np.ndarray | None = None, alpha: float = DAMPING,
+def pagerank(matrix: CSR, personalization: np.ndarray | None = None, alpha: float = DAMPING,
              tol: float = 1.0e-8, max_iter: int = 100) -> np.ndarray:
     """PageRank by power iteration on a weighted adjacency matrix (row = source).
 
@@ -401,14 +387,13 @@ def pagerank(matrix: sparse.csr_matrix, personalization: np.ndarray | None = Non
     personalization vector. Written against the sparse matrix so a cached graph can be re-ranked per
     query without rebuilding a networkx graph; `tests/test_signals.py` checks it against networkx.
     """
-    from scipy import sparse
-
     n = matrix.shape[0]
     if n == 0:
         return np.zeros(0)
-    out_weight = np.asarray(matrix.sum(axis=1)).ravel()
+    sources, targets, weights = matrix.triples()
+    out_weight = np.bincount(sources, weights=weights, minlength=n).astype(np.float64)  # (int if no edges)
     inverse = np.divide(1.0, out_weight, out=np.zeros_like(out_weight), where=out_weight != 0)
-    transition = sparse.diags(inverse) @ matrix
+    transition = weights * inverse[sources]  # each edge's share of its source's rank
     if personalization is None:
         p = np.full(n, 1.0 / n)
     else:
@@ -416,10 +401,10 @@ def pagerank(matrix: sparse.csr_matrix, personalization: np.ndarray | None = Non
         p = personalization / total if total > 0 else np.full(n, 1.0 / n)
     dangling = out_weight == 0
     x = p.copy()
-    transposed = transition.T.tocsr()
     for _ in range(max_iter):
         previous = x
-        x = alpha * (transposed @ x + previous[dangling].sum() * p) + (1 - alpha) * p
+        passed = np.bincount(targets, weights=transition * previous[sources], minlength=n)  # what each node gets
+        x = alpha * (passed + previous[dangling].sum() * p) + (1 - alpha) * p
         if np.abs(x - previous).sum() < n * tol:
             break
     return x

@@ -104,7 +104,7 @@ def path_words(files: Sequence[str], query: str) -> np.ndarray:
 
 def neighbour_max(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The best value among each chunk's callers and callees; the chunk graph given as CSR row pointers and
-    column indices (numpy only: a warm query need not import scipy)."""
+    column indices (a warm query reads only these from the kept graph)."""
     n = len(indptr) - 1
     out = np.zeros(n)
     if n <= 0 or indices.size == 0 or not values.any():

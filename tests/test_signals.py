@@ -42,6 +42,15 @@ def test_pagerank_matches_networkx() -> None:
     seeds[[1, 5]] = 1.0
     expected = nx.pagerank(graph, weight="weight", personalization={1: 1, 5: 1}, tol=1e-10)
     assert np.allclose(pagerank(matrix, seeds, tol=1e-10), [expected[i] for i in range(60)], atol=1e-6)
+    undirected = nx.DiGraph()
+    undirected.add_nodes_from(range(60))
+    for u, v, weight in graph.edges(data="weight"):
+        for a, b in ((u, v), (v, u)):
+            undirected.add_edge(a, b, weight=undirected.get_edge_data(a, b, {"weight": 0.0})["weight"] + weight)
+    expected = nx.pagerank(undirected, weight="weight", personalization={1: 1, 5: 1}, tol=1e-10)
+    ours = pagerank(matrix, seeds, tol=1e-10, both_ways=True)
+    assert np.allclose(ours, [expected[i] for i in range(60)], atol=1e-6)
+    assert not np.allclose(ours, pagerank(matrix, seeds, tol=1e-10), atol=1e-6)
 
 
 def test_csr_matrices_equal_scipy_sparse() -> None:

@@ -26,10 +26,8 @@ def compute(graph: CodeGraph, chunk_paths: list[str], focus: Collection[str],
     if not file_seeds:
         return np.zeros(n)
     # Both directions: what the focus calls and imports, and what calls and imports it.
-    both_ways = graph.file_matrix.plus(graph.file_matrix.transposed())
-    file_rank = pagerank(both_ways, personalization_vector(len(graph.files), file_seeds))
-    both_ways = graph.chunk_matrix.plus(graph.chunk_matrix.transposed())
-    chunk_rank = pagerank(both_ways, personalization_vector(n, chunk_seeds))
+    file_rank = pagerank(graph.file_matrix, personalization_vector(len(graph.files), file_seeds), both_ways=True)
+    chunk_rank = pagerank(graph.chunk_matrix, personalization_vector(n, chunk_seeds), both_ways=True)
     for index in file_seeds:  # measure the neighbours against each other, not against the seeds
         file_rank[index] = 0.0
     chunk_rank[list(chunk_seeds)] = 0.0

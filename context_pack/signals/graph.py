@@ -380,8 +380,9 @@ def _reference_edges(chunks: Sequence[Chunk], links: Sequence[Links], definition
 
 
 def pagerank(matrix: CSR, personalization: np.ndarray | None = None, alpha: float = DAMPING,
-             tol: float = 1.0e-8, max_iter: int = 100) -> np.ndarray:
-    """PageRank by power iteration on a weighted adjacency matrix (row = source).
+             tol: float = 1.0e-8, max_iter: int = 100, both_ways: bool = False) -> np.ndarray:
+    """PageRank by power iteration on a weighted adjacency matrix (row = source); `both_ways`: on the
+    matrix plus its transpose (each edge also points back), without making that matrix.
 
     The same computation as networkx's `pagerank` (scipy variant): dangling nodes give their rank to the
     personalization vector. Written against the sparse matrix so a cached graph can be re-ranked per
@@ -391,6 +392,9 @@ def pagerank(matrix: CSR, personalization: np.ndarray | None = None, alpha: floa
     if n == 0:
         return np.zeros(0)
     sources, targets, weights = matrix.triples()
+    if both_ways:  # an edge list may repeat a pair: the sums below add repeats up
+        sources, targets, weights = (np.concatenate([sources, targets]), np.concatenate([targets, sources]),
+                                     np.concatenate([weights, weights]))
     out_weight = np.bincount(sources, weights=weights, minlength=n).astype(np.float64)  # (int if no edges)
     inverse = np.divide(1.0, out_weight, out=np.zeros_like(out_weight), where=out_weight != 0)
     transition = weights * inverse[sources]  # each edge's share of its source's rank

@@ -407,6 +407,19 @@ def _same_graph(repo: Path) -> str:
         fresh.close()
 
 
+def test_a_new_index_has_big_pages(tmp_path: Path) -> None:
+    """The page size is fixed when the file is made (before WAL mode): big pages make storing the code graph,
+    megabytes in one value, cheap."""
+    from context_pack.index import PAGE_SIZE
+
+    repo = make_repo(tmp_path)
+    collect(repo, load_config(repo)).close()
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        assert db.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert PAGE_SIZE > 4096  # SQLite's default
+
+
 def test_graph_work_imports_no_scipy(tmp_path: Path) -> None:
     """Making, patching and ranking the graph, and a focus, need numpy alone (scipy.sparse takes ~0.12 s to
     import, as much as the rest of the graph work after a one-file change)."""

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .score import Ranking
+    from .signals.columns import ChunkColumns
     from .signals.graph import CodeGraph, GraphState
 
 log = logging.getLogger("context_pack")
@@ -65,7 +66,9 @@ class Corpus:
     # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
     textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
+    content_key: str = ""  # what the chunks depend on: every file's path, language and content hash, the parse
     _graph: CodeGraph | None = None
+    _columns: ChunkColumns | None = None
     _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line
     _by_path: dict[str, list[Chunk]] | None = None
     _spans: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _term_spans
@@ -82,6 +85,33 @@ class Corpus:
             self._graph = CodeGraph(self.chunks, self.facts, links_of=self.links_of, stored=self._stored_matrices,
                                     previous=self._previous_graph, structures=self.structures)
         return self._graph
+
+    @property
+    def columns(self) -> ChunkColumns:
+        """The chunks' columns (`signals.columns`): those kept in the index for these very chunks, the rest
+        made when read (`remember_columns` keeps them)."""
+        if self._columns is None:
+            from .signals.columns import ChunkColumns
+
+            self._columns = ChunkColumns(self.chunks)
+            found = self.index.latest_derived("columns") if self.index is not None and self.content_key else None
+            if found is not None and found[0] == self._columns_key():
+                try:
+                    self._columns = ChunkColumns.from_bytes(self.chunks, found[1])
+                except Exception:  # a damaged value is a miss, whatever numpy makes of it
+                    log.warning("ignoring damaged cached chunk columns; making them again")
+        return self._columns
+
+    def remember_columns(self) -> None:
+        """Keep the columns in the index if this build made any (an in-memory index would not be read again)."""
+        columns = self._columns
+        if (columns is not None and columns.made and self.content_key and self.index is not None
+                and self.index.location != ":memory:"):
+            self.index.put_derived("columns", self._columns_key(), columns.to_bytes())
+            columns.made.clear()
+
+    def _columns_key(self) -> str:
+        return f"{self.content_key}:{_columns_code_fingerprint()}"
 
     def _stored_graph(self) -> tuple[str, GraphState] | None:
         """The graph state kept in the index (from the last build that made one) and its key."""
@@ -330,6 +360,15 @@ def _graph_code_fingerprint() -> str:
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
 
+@lru_cache(maxsize=1)
+def _columns_code_fingerprint() -> str:
+    """The code kept chunk columns came from: ctxpack's version, the columns and the signals they hold."""
+    parts = [metadata_version("context-pack")]
+    for module in ("signals/columns.py", "signals/definitions.py", "signals/todo.py", "lang.py"):
+        parts.append(hashlib.sha1((_PACKAGE / module).read_bytes()).hexdigest())
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
+
+
 def metadata_version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
@@ -518,16 +557,19 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     textless: dict[str, tuple[str, list[int]]] = {}
     structures: dict[str, str] = {}
     structure = hashlib.sha1()
+    content = hashlib.sha1(f"{index.fingerprint}\0".encode())
     present = [f for f in present if f.path in cached or f.path in changed]  # less any dropped just above
     for file in present:
         if file.path in cached:
             file_chunks = cached[file.path].chunks
             digest = stored[file.path].structure
+            content.update(f"{file.path}\0{languages[file.path]}\0{cached[file.path].hash}\0".encode())
             if file_chunks and not file_chunks[0].text:  # as loaded; whole after a fall back to memory
                 textless[file.path] = (cached[file.path].hash, cached[file.path].lengths)
         else:
             file_chunks = changed[file.path].chunks
             digest = changed[file.path].structure
+            content.update(f"{file.path}\0{languages[file.path]}\0{changed[file.path].hash}\0".encode())
         chunks.extend(file_chunks)
         line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
         structure.update(f"{file.path}\0{digest}\0".encode())
@@ -537,7 +579,8 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     lap("load")
     return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
                   timings=found.timings, history=history, facts=facts, index=index, parsed_files=parsed_files,
-                  structure_key=structure.hexdigest(), textless=textless, structures=structures)
+                  structure_key=structure.hexdigest(), textless=textless, structures=structures,
+                  content_key=content.hexdigest())
 
 
 def _iter_parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
@@ -598,17 +641,20 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     import numpy as np
 
     from .score import compute_features, score_chunks
-    from .signals import definitions, recency
     from .signals import focus as focus_signal
     from .signals import query as query_signal
+    from .signals import recency
     from .signals.query_features import title_of
 
     started = time.perf_counter()
     chunks = corpus.chunks
+    columns = corpus.columns
     extra: dict[str, Sequence[float]] = {
         "recency": recency.compute(chunks, corpus.history),
         "centrality": corpus.centrality(),
-        "definitions": definitions.compute(list(chunks)),
+        "definitions": columns.definitions,
+        "tests": columns.is_test,
+        "todo": columns.todo,
     }
     if query and query.strip():
         named = query_signal.named_match(chunks, corpus.graph, query)  # while the index may still be asking BM25
@@ -616,7 +662,8 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
             title_bm25=corpus.bm25(title_of(query)), sizes=corpus.chunk_sizes(),
             priors={name: np.asarray(extra[name], dtype=np.float64)
                     for name in ("centrality", "recency", "definitions")},
-            links=corpus.chunk_links, commits=corpus.history.commits, bm25_terms=corpus.bm25_terms)
+            links=corpus.chunk_links, commits=corpus.history.commits, bm25_terms=corpus.bm25_terms,
+            columns=columns)
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned, named)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None
@@ -626,7 +673,9 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     if query and query.strip() and query_signal.USE_LEARNED:  # the model weighs these itself
         weights = {**weights, **dict.fromkeys(query_signal.LEARNED_INCLUDES, 0.0)}
     features = compute_features(chunks, extra)
-    ranked = score_chunks(chunks, features, weights, with_text=corpus.with_text)
+    ranked = score_chunks(chunks, features, weights, with_text=corpus.with_text,
+                          order=(columns.file_numbers, columns.start_lines))
+    corpus.remember_columns()
     corpus.timings["rank"] = time.perf_counter() - started
     return ranked
 

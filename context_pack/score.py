@@ -34,7 +34,9 @@ class Ranking(Sequence[ScoredChunk]):
     """Scored chunks, best first; ties broken by path and line so the order is deterministic."""
 
     def __init__(self, chunks: Sequence[Chunk], features: np.ndarray, weights: Mapping[str, float],
-                 with_text: Callable[[Chunk], Chunk] | None = None) -> None:
+                 with_text: Callable[[Chunk], Chunk] | None = None,
+                 order: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """`order`: each chunk's file numbered in path order, and its first line (`ChunkColumns`), if had."""
         self._chunks = chunks
         self._with_text = with_text  # chunks may come without their text; this fetches it
         self._features = features
@@ -43,11 +45,12 @@ class Ranking(Sequence[ScoredChunk]):
         self._scores = np.zeros(len(chunks))
         for column in range(len(FEATURE_NAMES)):
             self._scores += vector[column] * features[:, column]
-        paths = [c.path for c in chunks]
-        # Each path's rank among the distinct paths, as np.unique gives it, without sorting 10^5 strings.
-        rank_of = {path: i for i, path in enumerate(sorted(set(paths)))}
-        path_rank = np.fromiter(map(rank_of.__getitem__, paths), dtype=np.int64, count=len(paths))
-        lines = np.fromiter((c.start_line for c in chunks), dtype=np.int64, count=len(chunks))
+        if order is None:
+            from .signals.columns import ChunkColumns
+
+            columns = ChunkColumns(chunks)
+            order = (columns.file_numbers, columns.start_lines)
+        path_rank, lines = order
         self._order = np.lexsort((lines, path_rank, -self._scores)) if len(chunks) else np.zeros(0, dtype=np.int64)
         self._made: dict[int, ScoredChunk] = {}
 
@@ -80,5 +83,6 @@ class Ranking(Sequence[ScoredChunk]):
 
 
 def score_chunks(chunks: Sequence[Chunk], features: np.ndarray, weights: Mapping[str, float],
-                 with_text: Callable[[Chunk], Chunk] | None = None) -> Ranking:
-    return Ranking(chunks, features, weights, with_text)
+                 with_text: Callable[[Chunk], Chunk] | None = None,
+                 order: tuple[np.ndarray, np.ndarray] | None = None) -> Ranking:
+    return Ranking(chunks, features, weights, with_text, order)

@@ -407,6 +407,79 @@ def _same_graph(repo: Path) -> str:
         fresh.close()
 
 
+def test_chunk_columns_are_kept_for_the_same_files_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from context_pack.pipeline import rank
+    from context_pack.signals.columns import ChunkColumns
+
+    def big_class(name: str) -> str:  # longer than class_split_lines: a header and a chunk per method
+        return f"class {name}:\n" + "".join(
+            f"    def step_{k}(self, value):\n" + "".join(f"        value = value + {j}\n" for j in range(14))
+            + "        return value\n\n" for k in range(4))
+
+    repo = _graph_repo(tmp_path)
+    (repo / "pkg/engine.py").write_text(big_class("Engine"))
+    (repo / "README.md").write_text("# Widgets\n\nTODO: render_2 is slow.\n")
+    (repo / "tests").mkdir()
+    (repo / "tests/test_widget.py").write_text("def test_render():\n    assert True  # FIXME\n")
+    config = load_config(repo)
+    names = ("start_lines", "file_numbers", "kinds", "is_test", "is_text", "definitions", "todo", "classes")
+
+    def build(query: str) -> tuple[list[tuple[object, float]], list[str], dict[str, list[object]]]:
+        corpus = collect(repo, config)
+        try:
+            assert len(corpus.columns.start_lines) == len(corpus.chunks)
+            made_before = list(corpus.columns.made)  # ["start_lines"] if it had to be made, [] if kept
+            ranked = [(s.chunk.key, s.score) for s in rank(corpus, config, query=query)]
+            fresh = ChunkColumns(corpus.chunks)
+            for name in names:  # kept or made, they are what these chunks give
+                assert getattr(corpus.columns, name).tolist() == getattr(fresh, name).tolist(), name
+            assert corpus.columns.owners[1] == fresh.owners[1]
+            assert corpus.columns.owners[0].tolist() == fresh.owners[0].tolist()
+            return ranked, made_before, {name: getattr(fresh, name).tolist() for name in names}
+        finally:
+            corpus.close()
+
+    first, made, columns = build("Widget1 render_1 is slow, and so is Engine.step_2")
+    assert 0 < columns["classes"].count(-1) < len(columns["classes"])  # Engine's methods share a class
+    assert made == ["start_lines"]  # nothing kept yet
+    again, made, _ = build("Widget1 render_1 is slow, and so is Engine.step_2")
+    assert again == first and made == []  # all kept
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM derived WHERE key LIKE 'columns:%'").fetchone()
+    assert count == 1
+    corpus = collect(repo, config)
+    try:
+        for name in names:
+            getattr(corpus.columns, name)
+        assert corpus.columns.owners[1] and corpus.columns.made == []
+    finally:
+        corpus.close()
+    # Another file's content: the kept columns are another state's, and are not read.
+    mod2 = repo / "pkg/mod2.py"
+    mod2.write_text(big_class("Extra") + "\n\n" + mod2.read_text())
+    _, _, columns = build("Extra step_1")
+    corpus = collect(repo, config)
+    try:
+        assert corpus.columns.start_lines.tolist() == columns["start_lines"] and corpus.columns.made == []
+    finally:
+        corpus.close()
+    # The same chunks, moved down two lines: same count, other lines.
+    mod0 = repo / "pkg/mod0.py"
+    mod0.write_text("\n\n" + mod0.read_text())
+    _, made, moved = build("Widget0 render_0")
+    assert "start_lines" in made and moved["start_lines"] != columns["start_lines"]
+    columns = moved
+    # A damaged value is made again, with a warning.
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute("UPDATE derived SET value = ? WHERE key LIKE 'columns:%'", (b"PK\x03\x04 not a zip",))
+    corpus = collect(repo, config)
+    try:
+        assert corpus.columns.classes.tolist() == columns["classes"] and corpus.columns.made == ["classes"]
+    finally:
+        corpus.close()
+    assert "damaged cached chunk columns" in caplog.text
+
+
 def test_a_new_index_has_big_pages(tmp_path: Path) -> None:
     """The page size is fixed when the file is made (before WAL mode): big pages make storing the code graph,
     megabytes in one value, cheap."""

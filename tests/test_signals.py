@@ -17,6 +17,7 @@ from context_pack.config import load_config
 from context_pack.pipeline import collect, rank
 from context_pack.signals import query as query_signal
 from context_pack.signals import query_features
+from context_pack.signals.columns import ChunkColumns
 from context_pack.signals.csr import CSR
 from context_pack.signals.graph import pagerank
 from context_pack.signals.query import find_mentions
@@ -298,9 +299,11 @@ def test_query_features_of_classes_and_paths() -> None:
 
     chunks = [chunk("a.py", "Rolling.__iter__"), chunk("a.py", "Rolling.mean"), chunk("b.py", "Rolling.mean"),
               chunk("a.py", "helper")]
-    assert class_matches(chunks, {"xr.Rolling": 0.8}).tolist() == [0.8, 0.8, 0.8, 0.0]
+    columns = ChunkColumns(chunks)
+    assert class_matches(columns, {"xr.Rolling": 0.8}).tolist() == [0.8, 0.8, 0.8, 0.0]
+    assert class_matches(columns, {"Other": 0.8}).tolist() == [0.0, 0.0, 0.0, 0.0]
     # the best of the same class in the same file; a class alone in its file, or no class, gets 0
-    assert class_best(chunks, np.array([0.1, 0.7, 0.9, 0.5])).tolist() == [0.7, 0.7, 0.0, 0.0]
+    assert class_best(columns, np.array([0.1, 0.7, 0.9, 0.5])).tolist() == [0.7, 0.7, 0.0, 0.0]
     shares = path_words(["xarray/core/rolling.py", "xarray/core/dataset.py", "src/util.py"],
                         "DataArrayRolling ignores center when iterating rolling windows in xarray")
     assert shares.tolist() == [1.0, 0.5, 0.0]

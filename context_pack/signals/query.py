@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..lang import GRAMMARS
 from ..model import Chunk
 from ..terms import CAMEL_RE, STOPWORDS
 from . import query_features
+from .columns import ChunkColumns
 from .graph import CodeGraph
 from .imports import PathIndex
 
@@ -235,9 +235,9 @@ def named_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str) -> NamedM
 
 
 def direct_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
-                 named: NamedMatch | None = None) -> DirectMatch:
+                 named: NamedMatch | None = None, columns: ChunkColumns | None = None) -> DirectMatch:
     """`bm25`: each chunk's BM25 score for `query_terms(query)`, from the index; `named`: `named_match`'s
-    answer, if already had."""
+    answer, if already had; `columns`: the chunks' columns, if had."""
     n = len(chunks)
     top = float(bm25.max()) if bm25.size else 0.0
     bm25_norm = bm25 / top if top > 0 else np.zeros(n)
@@ -245,8 +245,8 @@ def direct_match(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np
         named = named_match(chunks, graph, query)
     ident, path_hit, trace = named.ident, named.path, named.trace
     direct = np.maximum(trace, BM25_SHARE * bm25_norm + IDENT_SHARE * ident + PATH_SHARE * path_hit)
-    kind_factor = np.fromiter((TEXT_FACTOR if c.language not in GRAMMARS else TEST_FACTOR if c.is_test else 1.0
-                               for c in chunks), dtype=np.float64, count=n)
+    columns = columns if columns is not None else ChunkColumns(chunks)
+    kind_factor = np.where(columns.is_text, TEXT_FACTOR, np.where(columns.is_test, TEST_FACTOR, 1.0))
     direct = direct * kind_factor
     top_direct = float(direct.max()) if n else 0.0
     if top_direct > 0:
@@ -265,6 +265,7 @@ class LearnedInputs:
     links: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # the chunk graph's CSR (indptr, indices)
     commits: Sequence[Sequence[str]] = ()  # each recent commit's files, newest first (`FileHistory.commits`)
     bm25_terms: Callable[[Sequence[str]], np.ndarray] | None = None  # each chunk's BM25 for some terms (index)
+    columns: ChunkColumns | None = None  # the chunks' columns (made from them if not given)
 
 
 def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndarray,
@@ -276,7 +277,7 @@ def compute(chunks: Sequence[Chunk], graph: CodeGraph, query: str, bm25: np.ndar
     n = len(chunks)
     if n == 0 or not query.strip():
         return np.zeros(n)
-    match = direct_match(chunks, graph, query, bm25, named)
+    match = direct_match(chunks, graph, query, bm25, named, learned.columns if learned is not None else None)
     if not match.direct.any():
         return match.direct
     if learned is not None and USE_LEARNED:
@@ -290,11 +291,12 @@ def learned_relevance(chunks: Sequence[Chunk], graph: CodeGraph, query: str, mat
     `query_features.FEATURES`, the second over those and the expansion columns, each chunk's BM25 for the
     words of the names the first pass's best chunks define (`inputs.bm25_terms` asks the index; without
     it they are 0)."""
+    columns = inputs.columns if inputs.columns is not None else ChunkColumns(chunks)
     matrix = query_features.compute_features(
         chunks, graph, match.bm25, match.ident, match.path, match.trace, match.direct, match.mentions.identifiers,
         inputs.sizes, inputs.priors, inputs.title_bm25, query, inputs.links() if inputs.links else None,
-        inputs.commits)
-    starts = start_lines(chunks)
+        inputs.commits, columns)
+    starts = columns.start_lines
     expansion = np.zeros((len(chunks), len(query_features.EXPANSION_FEATURES)))
     if inputs.bm25_terms is not None:
         expansion = expansion_from_first_pass(chunks, graph, matrix, inputs.sizes, starts, inputs.bm25_terms)

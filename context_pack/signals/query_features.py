@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..lang import GRAMMARS
 from ..model import Chunk
 from ..terms import tokenize
+from .columns import BLOCK, CLASS, FUNCTION, IMPORTS, METHOD, ChunkColumns
 from .graph import CodeGraph
 
 FEATURES: tuple[str, ...] = (
@@ -31,9 +31,6 @@ FEATURES: tuple[str, ...] = (
 EXPANSION_FEATURES: tuple[str, ...] = ("expansion", "expansion_rank")
 EXPANSION_CHUNKS = 8  # the first pass's best chunks whose names make the second query
 EXPANSION_TERMS = 64  # at most this many words, the best chunk's first: FTS5's BM25 costs about rows × terms
-
-
-CLASS_KINDS = np.array(["class", "struct", "interface", "enum", "trait", "impl"], dtype=object)
 
 
 def _rank_value(values: np.ndarray) -> np.ndarray:
@@ -52,36 +49,25 @@ def _per_file_max(graph: CodeGraph, values: np.ndarray) -> np.ndarray:
     return best
 
 
-def class_matches(chunks: Sequence[Chunk], identifiers: dict[str, float]) -> np.ndarray:
+def class_matches(columns: ChunkColumns, identifiers: dict[str, float]) -> np.ndarray:
     """Members of a class the query names (`DataArrayRolling` → `DataArrayRolling.__iter__`)."""
     wanted = {name.split(".")[-1]: confidence for name, confidence in identifiers.items()}
-    values = np.zeros(len(chunks))
     if not wanted:
-        return values
-    for i, chunk in enumerate(chunks):
-        name = chunk.name
-        dot = name.rfind(".")
-        if dot > 0:
-            container = name[:dot]
-            owner = container[container.rfind(".") + 1:]
-            confidence = wanted.get(owner)
-            if confidence:
-                values[i] = confidence
-    return values
+        return np.zeros(len(columns))
+    owners, names = columns.owners
+    confidence = np.array([wanted.get(name) or 0.0 for name in names] + [0.0])  # the last for "no owner" (-1)
+    return confidence[owners]
 
 
-def class_best(chunks: Sequence[Chunk], values: np.ndarray) -> np.ndarray:
+def class_best(columns: ChunkColumns, values: np.ndarray) -> np.ndarray:
     """The best value among the other members of each chunk's class (and the class itself)."""
-    keys = [f"{c.path}\0{c.name[:c.name.rfind('.')]}" if c.name.rfind(".") > 0 else "" for c in chunks]
-    if not keys:
-        return np.zeros(0)
-    ids: dict[str, int] = {}  # key -> its group, numbered by first sight (a dict: np.unique sorts the strings)
-    group = np.fromiter((ids.setdefault(key, len(ids)) for key in keys), dtype=np.int64, count=len(keys))
-    best = np.zeros(len(ids))
-    np.maximum.at(best, group, values)
-    sizes = np.bincount(group, minlength=len(ids))
-    out = best[group]
-    out[(sizes[group] < 2) | (np.array([not k for k in keys]))] = 0.0  # no class, or alone in it
+    classes = columns.classes
+    out = np.zeros(len(values))
+    member = classes >= 0
+    if member.any():
+        best = np.zeros(int(classes.max()) + 1)
+        np.maximum.at(best, classes[member], values[member])
+        out[member] = best[classes[member]]
     return out
 
 
@@ -187,12 +173,15 @@ def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.nd
                      identifiers: dict[str, float], sizes: Sequence[int],
                      priors: dict[str, np.ndarray], title_bm25: np.ndarray, query: str,
                      links: tuple[np.ndarray, np.ndarray] | None = None,
-                     commits: Sequence[Sequence[str]] = ()) -> np.ndarray:
+                     commits: Sequence[Sequence[str]] = (), chunk_columns: ChunkColumns | None = None,
+                     ) -> np.ndarray:
     """A (chunks × FEATURES) matrix. `direct` is the hand-weighted direct match in [0, 1]; `sizes` the
     chunks' text lengths in characters; `priors` the centrality, recency and definitions columns;
     `title_bm25` each chunk's BM25 score for the query's first line; `links` the chunk graph's CSR
-    (indptr, indices), by default the graph's own matrix; `commits` each recent commit's files (`FileHistory`)."""
+    (indptr, indices), by default the graph's own matrix; `commits` each recent commit's files (`FileHistory`);
+    `chunk_columns` the chunks' columns, made from them if not given."""
     n = len(chunks)
+    chunk_columns = chunk_columns if chunk_columns is not None else ChunkColumns(chunks)
     title = _normalised(title_bm25)
     columns: dict[str, np.ndarray] = {
         "bm25": bm25_norm, "bm25_rank": _rank_value(bm25_norm), "ident": ident, "path": path_hit,
@@ -216,20 +205,20 @@ def compute_features(chunks: Sequence[Chunk], graph: CodeGraph, bm25_norm: np.nd
     columns["path_words"] = path_words(graph.files, query)[graph.file_of_chunk]
     with np.errstate(divide="ignore", invalid="ignore"):
         columns["own_share"] = np.where(columns["file_best"] > 0, direct / columns["file_best"], 0.0)
-    columns["class_ident"] = class_matches(chunks, identifiers)
-    columns["class_best"] = class_best(chunks, direct)
+    columns["class_ident"] = class_matches(chunk_columns, identifiers)
+    columns["class_best"] = class_best(chunk_columns, direct)
     if links is None:
         matrix = graph.chunk_matrix
         links = (matrix.indptr, matrix.indices)
     columns["neighbour"] = neighbour_max(links[0], links[1], direct)
-    kinds = np.array([c.kind for c in chunks], dtype=object)
-    columns["is_imports"] = (kinds == "imports").astype(np.float64)
-    columns["is_block"] = (kinds == "block").astype(np.float64)
-    columns["is_function"] = (kinds == "function").astype(np.float64)
-    columns["is_method"] = (kinds == "method").astype(np.float64)
-    columns["is_class"] = np.isin(kinds, CLASS_KINDS).astype(np.float64)
-    columns["is_test"] = np.fromiter((c.is_test for c in chunks), dtype=np.float64, count=n)
-    columns["is_text"] = np.fromiter((c.language not in GRAMMARS for c in chunks), dtype=np.float64, count=n)
+    kinds = chunk_columns.kinds
+    columns["is_imports"] = (kinds == IMPORTS).astype(np.float64)
+    columns["is_block"] = (kinds == BLOCK).astype(np.float64)
+    columns["is_function"] = (kinds == FUNCTION).astype(np.float64)
+    columns["is_method"] = (kinds == METHOD).astype(np.float64)
+    columns["is_class"] = (kinds == CLASS).astype(np.float64)
+    columns["is_test"] = chunk_columns.is_test.astype(np.float64)
+    columns["is_text"] = chunk_columns.is_text.astype(np.float64)
     columns["log_size"] = np.log1p(np.asarray(sizes, dtype=np.float64)) / 10.0
     for name in ("centrality", "recency", "definitions"):
         columns[name] = np.asarray(priors[name], dtype=np.float64)

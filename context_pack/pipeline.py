@@ -66,7 +66,7 @@ class Corpus:
     # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
     textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
-    content_key: str = ""  # what the chunks depend on: every file's path, language and content hash, the parse
+    content_key: str = ""  # what the chunks depend on: the parse fingerprint, every file's path, language, hash
     _graph: CodeGraph | None = None
     _columns: ChunkColumns | None = None
     _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line

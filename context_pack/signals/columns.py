@@ -26,6 +26,16 @@ _DTYPES = {"start_lines": np.int64, "file_numbers": np.int64, "kinds": np.int8, 
            "definitions": np.float64, "todo": np.float64, "owners": np.int64, "classes": np.int64}
 
 
+class _Column:
+    """A `ChunkColumns` attribute read through `ChunkColumns._column`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, columns: ChunkColumns, owner: type | None = None) -> np.ndarray:
+        return columns._column(self.name)
+
+
 class ChunkColumns:
     """The columns of a chunk list, each made when first read unless `stored` (a previous build's, for the same
     chunks) holds it; `made` names those this one made."""
@@ -52,38 +62,15 @@ class ChunkColumns:
             self.made.append(name)
         return value
 
-    @property
-    def start_lines(self) -> np.ndarray:
-        return self._column("start_lines")
-
-    @property
-    def file_numbers(self) -> np.ndarray:
-        """Each chunk's file, numbered in path order (as `CodeGraph.file_of_chunk`)."""
-        return self._column("file_numbers")
-
-    @property
-    def kinds(self) -> np.ndarray:
-        """Each chunk's kind as a code (`KIND_CODES`; OTHER for the rest)."""
-        return self._column("kinds")
-
-    @property
-    def is_test(self) -> np.ndarray:
-        return self._column("is_test")
-
-    @property
-    def is_text(self) -> np.ndarray:
-        """The chunk is plain text: its language has no grammar."""
-        return self._column("is_text")
-
-    @property
-    def definitions(self) -> np.ndarray:
-        """`signals.definitions`."""
-        return self._column("definitions")
-
-    @property
-    def todo(self) -> np.ndarray:
-        """`signals.todo`."""
-        return self._column("todo")
+    # Each an array with one value per chunk, made by `_make_<name>` unless kept.
+    start_lines = _Column()
+    file_numbers = _Column()  # the chunk's file, numbered in path order (as `CodeGraph.file_of_chunk`)
+    kinds = _Column()  # the chunk's kind as a code (`KIND_CODES`; OTHER for the rest)
+    is_test = _Column()
+    is_text = _Column()  # plain text: the language has no grammar
+    definitions = _Column()  # `signals.definitions`
+    todo = _Column()  # `signals.todo`
+    classes = _Column()  # the chunk's class (members of one container in one file), numbered; -1 if none or alone
 
     @property
     def owners(self) -> tuple[np.ndarray, list[str]]:
@@ -92,12 +79,6 @@ class ChunkColumns:
         numbers = self._column("owners")
         assert self._owner_names is not None
         return numbers, self._owner_names
-
-    @property
-    def classes(self) -> np.ndarray:
-        """Each chunk's class (the members of one container in one file), numbered; -1 for a chunk that is
-        no member or the only member of its class."""
-        return self._column("classes")
 
     def _make_start_lines(self) -> np.ndarray:
         return np.fromiter(map(attrgetter("start_line"), self.chunks), dtype=np.int64, count=len(self.chunks))

@@ -94,10 +94,12 @@ class Corpus:
             from .signals.columns import ChunkColumns
 
             self._columns = ChunkColumns(self.chunks)
-            found = self.index.latest_derived("columns") if self.index is not None and self.content_key else None
-            if found is not None and found[0] == self._columns_key():
+            # By its exact key: the one value kept is another state's after any change, and not worth reading.
+            kept = (self.index.derived("columns", self._columns_key())
+                    if self.index is not None and self.content_key else None)
+            if kept is not None:
                 try:
-                    self._columns = ChunkColumns.from_bytes(self.chunks, found[1])
+                    self._columns = ChunkColumns.from_bytes(self.chunks, kept)
                 except Exception:  # a damaged value is a miss, whatever numpy makes of it
                     log.warning("ignoring damaged cached chunk columns; making them again")
         return self._columns

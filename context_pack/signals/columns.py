@@ -20,10 +20,10 @@ OTHER, IMPORTS, BLOCK, FUNCTION, METHOD, CLASS = range(6)
 KIND_CODES = {"imports": IMPORTS, "block": BLOCK, "function": FUNCTION, "method": METHOD,
               **dict.fromkeys(("class", "struct", "interface", "enum", "trait", "impl"), CLASS)}
 
-_NAMES = ("start_lines", "file_numbers", "kinds", "is_test", "is_text", "definitions", "todo", "owners",
-          "classes")
-_DTYPES = {"start_lines": np.int64, "file_numbers": np.int64, "kinds": np.int8, "is_test": bool, "is_text": bool,
-           "definitions": np.float64, "todo": np.float64, "owners": np.int64, "classes": np.int64}
+_DTYPES = {  # every column, by name
+    "start_lines": np.int64, "file_numbers": np.int64, "kinds": np.int8, "is_test": bool, "is_text": bool,
+    "definitions": np.float64, "todo": np.float64, "owners": np.int64, "classes": np.int64,
+}
 
 
 class _Column:
@@ -142,7 +142,7 @@ class ChunkColumns:
         """The columns `to_bytes` kept, for these chunks (the same ones); a column that does not fit is made
         again. Raises ValueError (or what numpy raises) on a damaged value."""
         with np.load(io.BytesIO(value), allow_pickle=False) as arrays:
-            stored = {name: arrays[name] for name in _NAMES if name in arrays.files}
+            stored = {name: arrays[name] for name in _DTYPES if name in arrays.files}
             owner_names = None
             if "owner_names" in arrays.files:
                 owner_names = json.loads(arrays["owner_names"].tobytes().decode("utf-8", "surrogatepass"))

@@ -314,7 +314,7 @@ def size_penalties(sizes: Sequence[int], share: float | None = None) -> np.ndarr
 
 
 def start_lines(chunks: Sequence[Chunk]) -> np.ndarray:
-    return np.fromiter((chunk.start_line for chunk in chunks), dtype=np.int64, count=len(chunks))
+    return ChunkColumns(chunks).start_lines
 
 
 def expansion_from_first_pass(chunks: Sequence[Chunk], graph: CodeGraph, matrix: np.ndarray, sizes: Sequence[int],

@@ -54,7 +54,7 @@ def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int, red
         if findings:
             source = redacted.encode("utf-8")
     if use_grammar:
-        result = parse_file(path, source, language, class_split_lines, block_max_lines)
+        result = parse_file(path, source, language, class_split_lines, block_max_lines, with_definitions=False)
     else:
         result = parse_blocks(path, source, language, block_max_lines)
         result.warning = f"{path}: the {language} parser crashed on this file; using blank-line blocks"
@@ -77,7 +77,10 @@ def _die_with_parent(parent: int) -> None:
     """A worker dies with the build that started it. Forked workers share the task pipe, so a SIGKILLed
     build would otherwise leave them waiting on it forever (measured: two idle parsers per kill).
     It also turns the garbage collector back on, which a forked worker inherits paused from the build
-    (`pipeline.paused_collector`): parsing makes cyclic garbage (measured: workers at ~580 MB without it)."""
+    (`pipeline.paused_collector`): parsing makes cyclic garbage (measured: workers at ~580 MB without it).
+    What the worker inherits is frozen first, so that no collection walks the parent's objects (measured on
+    the standard library: 13.5 s of parse CPU with them walked, 12.4 s frozen)."""
+    gc.freeze()
     gc.enable()
     if sys.platform.startswith("linux"):
         with suppress(OSError, AttributeError):

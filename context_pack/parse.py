@@ -103,8 +103,10 @@ def parse_file(
     language: str,
     class_split_lines: int = 60,
     block_max_lines: int = 40,
+    with_definitions: bool = True,
 ) -> ParseResult:
-    """Cut one file into chunks. Never raises on bad input: a failed parse falls back to blocks."""
+    """Cut one file into chunks. Never raises on bad input: a failed parse falls back to blocks.
+    `with_definitions=False` leaves `definitions` empty (the build reads definitions off the chunks)."""
     if source.startswith(b"\xef\xbb\xbf"):
         source = source[3:]
     text = source.decode("utf-8", errors="replace")
@@ -114,7 +116,8 @@ def parse_file(
     test_file = is_test_path(path)
     if has_grammar(language):
         try:
-            return _parse_code(path, source, lines, language, test_file, class_split_lines, block_max_lines)
+            return _parse_code(path, source, lines, language, test_file, class_split_lines, block_max_lines,
+                               with_definitions)
         except Exception as exc:  # a grammar or query failure must not lose the file
             chunks = _block_chunks(path, language, lines, 0, len(lines) - 1, block_max_lines, test_file)
             return ParseResult(chunks=chunks, warning=f"{path}: parse failed ({exc}); using blank-line blocks")
@@ -149,7 +152,7 @@ def _parser(language: str) -> Any:
 
 def _parse_code(
     path: str, source: bytes, lines: list[str], language: str, test_file: bool,
-    class_split_lines: int, block_max_lines: int,
+    class_split_lines: int, block_max_lines: int, with_definitions: bool,
 ) -> ParseResult:
     from tree_sitter import QueryCursor
 
@@ -164,9 +167,13 @@ def _parse_code(
     matches = QueryCursor(_query(language)).matches(root)
     defs, facts = _collect(matches, source, lines)
     _link(defs)
-    definitions = [Definition(d.kind, d.qualified, d.node_start_row + 1, d.end_row + 1) for d in defs]
-    builder = _ChunkBuilder(path, language, lines, defs, facts, test_file, class_split_lines, block_max_lines)
-    return ParseResult(chunks=builder.build(), definitions=definitions)
+    definitions = ([Definition(d.kind, d.qualified, d.node_start_row + 1, d.end_row + 1) for d in defs]
+                   if with_definitions else [])
+    chunks = _ChunkBuilder(path, language, lines, defs, facts, test_file, class_split_lines, block_max_lines).build()
+    for d in defs:  # no parent <-> child cycles left for the garbage collector to find
+        d.parent = None
+        d.children = []
+    return ParseResult(chunks=chunks, definitions=definitions)
 
 
 def _error_work(root: Any) -> int:
@@ -212,15 +219,23 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
     facts = _Facts()
     by_name_node: dict[tuple[int, int], _Def] = {}
     references = facts.references
-    for _, captures in matches:
-        if len(captures) == 1 and "reference" in captures:  # most matches: a bare reference
+    # What kind of match a pattern makes is worked out from its first match (and again for a match whose
+    # optional captures differ): ~3/4 of all matches are a bare reference, handled on the first branch.
+    shapes: dict[int, str | None] = {}  # pattern -> "" (a bare reference), its definition kind, or None
+    for pattern, captures in matches:
+        shape = shapes.get(pattern, _UNSEEN)
+        if shape is _UNSEEN:
+            shape = shapes[pattern] = _shape(captures)
+        if shape == "" and len(captures) == 1:
             for node in captures["reference"]:
                 references.setdefault(node.start_point.row, []).append(node.text.decode("utf-8", "replace"))
             continue
-        def_nodes = [(name[len("definition."):], nodes[0]) for name, nodes in captures.items()
-                     if name.startswith("definition.")]
-        if def_nodes and captures.get("name"):
-            kind, node = def_nodes[0]
+        definition = captures.get(f"definition.{shape}") if shape else None
+        if definition is None:  # this match's optional captures differ from its pattern's first match
+            shape = _shape(captures)
+            definition = captures[f"definition.{shape}"] if shape else None
+        if definition is not None and shape and captures.get("name"):
+            node = definition[0]
             name_node = captures["name"][0]
             name = _clean_name(_node_text(name_node, source))
             if not name:
@@ -232,10 +247,8 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
             scope_nodes = captures.get("scope")
             scope = _clean_name(_node_text(scope_nodes[0], source)) if scope_nodes else ""
             start_row = node.start_point.row
-            by_name_node[key] = _Def(kind=kind, name=name, node=node, start_byte=node.start_byte,
-                                     end_byte=node.end_byte, start_row=_comment_start(node, lines),
-                                     node_start_row=start_row, end_row=max(start_row, _end_row(node)),
-                                     scope=scope)
+            by_name_node[key] = _Def(shape, name, node, node.start_byte, node.end_byte, _comment_start(node, lines),
+                                     start_row, max(start_row, _end_row(node)), scope)
         for node in captures.get("reference", ()):
             facts.references.setdefault(node.start_point.row, []).append(_node_text(node, source))
         for node in captures.get("import", ()):
@@ -252,6 +265,16 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
                 row_imports.append(f"{module}{separator}{_node_text(member, source)}")
     defs = sorted(by_name_node.values(), key=lambda d: (d.start_byte, -d.end_byte))
     return defs, facts
+
+
+_UNSEEN = "?"
+
+
+def _shape(captures: dict[str, list[Any]]) -> str | None:
+    """"" for a match that is a bare reference, else the kind of its first definition capture, else None."""
+    if len(captures) == 1 and "reference" in captures:
+        return ""
+    return next((name[len("definition."):] for name in captures if name.startswith("definition.")), None)
 
 
 def _comment_start(node: Any, lines: list[str]) -> int:

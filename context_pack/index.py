@@ -21,7 +21,6 @@ import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 9  # 9: 64 KiB pages
+SCHEMA_VERSION = 10  # 9: 64 KiB pages; 10: structure digests of the stored rows
 PAGE_SIZE = 65536
 # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75); Porter stemming, so an
 # issue's "formsets" finds the code's `formset`.
@@ -56,6 +55,28 @@ class Stat:
     mtime_ns: int
 
 
+@dataclass(frozen=True)
+class FileRows:
+    """A file's parse as the index stores it, made where the file was parsed (`encode_file`, in a parse worker):
+    a cold build then passes strings between processes instead of ~10^5 chunk objects, and stores them as
+    they come."""
+
+    structure: str  # `structure_digest`
+    names: str  # `encode_chunks`
+    numbers: bytes
+    links: str  # `encode_links`
+    details: str  # `encode_details`
+    source: str  # the chunks' texts, joined
+    terms: list[str]  # per chunk: its full-text document
+
+
+def encode_file(language: str, chunks: Sequence[Chunk], terms: Sequence[str]) -> FileRows:
+    names, numbers = encode_chunks(chunks)
+    links = encode_links(chunks)
+    return FileRows(structure_digest(language, names, links), names, numbers, links, encode_details(chunks),
+                    "".join(c.text for c in chunks), list(terms))
+
+
 @dataclass
 class ParsedFile:
     """A fresh parse on its way into the index."""
@@ -63,13 +84,11 @@ class ParsedFile:
     hash: str
     stat: Stat
     language: str
-    chunks: list[Chunk]
-    terms: list[str]  # per chunk: its query terms, space-joined
+    rows: FileRows
 
-    @cached_property
+    @property
     def structure(self) -> str:
-        """`structure_digest` of the chunks: the index stores it and the corpus key reads it, made once."""
-        return structure_digest(self.chunks)
+        return self.rows.structure
 
 
 @dataclass(frozen=True)
@@ -95,14 +114,14 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def structure_digest(chunks: Sequence[Chunk]) -> str:
-    """What the code graph sees of a file: its chunks' kinds, names, definitions, uses and imports.
+def structure_digest(language: str, names: str, links: str) -> str:
+    """What the code graph sees of a file: its language and its chunks' kinds, names, definitions, uses and
+    imports (the `names` and `links` rows; not `numbers`, which has the lines).
 
     An edit that leaves these alone (a comment, a literal, a reformatted body) keeps the digest, so the
     graph and its PageRank are not recomputed for it.
     """
-    shape = [[c.language, c.kind, c.name, c.symbols, c.references, c.imports] for c in chunks]
-    return hashlib.sha1(json.dumps(shape, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha1(f"{language}\0{names}\0{links}".encode()).hexdigest()
 
 
 # What a packed chunk needs beyond ranking: (signature, signature_line, redactions).
@@ -405,6 +424,19 @@ class Index:
             offset += length
         return bodies
 
+    def rows(self, path: str, digest: str) -> FileRows | None:
+        """A file's rows as indexed with `digest` (to copy them into another index), or None."""
+        row = self.db.execute("SELECT hash, language, structure, names, numbers, links, details, source, terms_from, "
+                              "terms_to FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None or row[0] != digest:
+            return None
+        _, language, structure, names, numbers, links, details, source, first, last = row
+        terms = [body for (body,) in self.db.execute(
+            "SELECT body FROM terms WHERE rowid BETWEEN ? AND ? ORDER BY rowid", (first, last))]
+        if len(terms) != last - first + 1 or structure != structure_digest(language, names, links):
+            return None
+        return FileRows(structure, names, numbers, links, details, source, terms)
+
     def update(self, changed: Iterable[tuple[str, ParsedFile]], restat: Mapping[str, Stat],
                deleted: Iterable[str], replacing: Collection[str] = ()) -> bool:
         """One transaction: new parses (each replacing the file's rows) and their query terms, new stat data,
@@ -434,16 +466,16 @@ class Index:
                 for path, f in itertools.chain([first] if first is not None else [], files):
                     if path in held:
                         self._remove([path])
+                    rows = f.rows
                     self.db.execute(
                         "INSERT INTO files (path, hash, size, mtime_ns, language, structure, names, numbers, "
                         "links, details, source, terms_from, terms_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, f.structure,
-                         *encode_chunks(f.chunks), encode_links(f.chunks), encode_details(f.chunks),
-                         "".join(c.text for c in f.chunks), last + 1, last + len(f.terms)))
+                        (path, f.hash, f.stat.size, f.stat.mtime_ns, f.language, rows.structure, rows.names,
+                         rows.numbers, rows.links, rows.details, rows.source, last + 1, last + len(rows.terms)))
                     self.db.executemany("INSERT INTO terms (rowid, path, ordinal, body) VALUES (?, ?, ?, ?)",
                                         [(last + 1 + ordinal, path, ordinal, body)
-                                         for ordinal, body in enumerate(f.terms)])
-                    last += len(f.terms)
+                                         for ordinal, body in enumerate(rows.terms)])
+                    last += len(rows.terms)
                 self.db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
                                     [(s.size, s.mtime_ns, path) for path, s in restat.items()])
             return True

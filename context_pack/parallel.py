@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import replace
 
+from .index import FileRows, encode_file
 from .model import Chunk
 from .parse import ParseResult, parse_blocks, parse_file
 from .secrets import Finding, redact, warm_up
@@ -33,6 +34,7 @@ BATCH_BYTES = 256 * 1024
 
 Job = tuple[str, str, bytes]  # path, language, source
 Parsed = tuple[ParseResult, list[str]]  # the parse, and each chunk's full-text document
+Encoded = tuple[str | None, FileRows]  # the parse's warning, and the rows the index stores
 
 
 def parse_with_terms(job: Job, class_split_lines: int, block_max_lines: int, redact_secrets: bool = True,
@@ -97,9 +99,16 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
+def parse_encoded(job: Job, class_split_lines: int, block_max_lines: int, redact_secrets: bool = True,
+                  use_grammar: bool = True) -> Encoded:
+    """`parse_with_terms`, as the index stores it (what a worker sends back)."""
+    result, terms = parse_with_terms(job, class_split_lines, block_max_lines, redact_secrets, use_grammar)
+    return result.warning, encode_file(job[1], result.chunks, terms)
+
+
 def _parse_batch(jobs: list[Job], class_split_lines: int, block_max_lines: int,
-                 redact_secrets: bool) -> list[tuple[str, Parsed]]:
-    return [(job[0], parse_with_terms(job, class_split_lines, block_max_lines, redact_secrets)) for job in jobs]
+                 redact_secrets: bool) -> list[tuple[str, Encoded]]:
+    return [(job[0], parse_encoded(job, class_split_lines, block_max_lines, redact_secrets)) for job in jobs]
 
 
 def _batches(jobs: Sequence[Job]) -> list[list[Job]]:
@@ -124,9 +133,9 @@ def iter_parse(
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
     redact_secrets: bool = True,
-) -> Iterator[tuple[str, Parsed]]:
-    """Parse every job in worker processes, yielding (path, parse) as each batch comes back, so the caller
-    can store one batch while the workers parse the next. Every job is yielded once."""
+) -> Iterator[tuple[str, Encoded]]:
+    """Parse every job in worker processes, yielding (path, (warning, index rows)) as each batch comes back,
+    so the caller can store one batch while the workers parse the next. Every job is yielded once."""
     if not jobs:
         return
     if redact_secrets:
@@ -147,13 +156,13 @@ def iter_parse(
             lost: list[list[Job]] = []
             yield from _run([[job]], 1, options, lost, progress)
             if lost:
-                yield job[0], parse_with_terms(job, *options[:2], redact_secrets, use_grammar=False)
+                yield job[0], parse_encoded(job, *options[:2], redact_secrets, use_grammar=False)
                 if progress:
                     progress(1)
 
 
 def _run(batches: list[list[Job]], workers: int, options: tuple[int, int, bool], failed: list[list[Job]],
-         progress: Callable[[int], None] | None) -> Iterator[tuple[str, Parsed]]:
+         progress: Callable[[int], None] | None) -> Iterator[tuple[str, Encoded]]:
     """Parse batches in a fresh pool, yielding each finished batch's results; the batches whose worker died
     go to `failed`."""
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)

@@ -24,7 +24,7 @@ from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
-from .index import CachedFile, Index, ParsedFile, Stat, content_hash
+from .index import CachedFile, Index, ParsedFile, Stat, content_hash, decode_chunks
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
 from .render import Style, normalise_format
@@ -535,10 +535,10 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     warnings: dict[str, str] = {}
 
     def parse_files() -> Iterator[tuple[str, ParsedFile]]:
-        for path, (result, terms) in _iter_parse(jobs, config, advance):
-            if result.warning:
-                warnings[path] = result.warning
-            changed[path] = ParsedFile(*digests[path], languages[path], result.chunks, terms)
+        for path, (warning, rows) in _iter_parse(jobs, config, advance):
+            if warning:
+                warnings[path] = warning
+            changed[path] = ParsedFile(*digests[path], languages[path], rows)
             yield path, changed[path]
 
     # Each batch is stored as it comes back, while the workers parse the next ones.
@@ -551,8 +551,13 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         log.warning("%s", warnings[path])
     lap("parse")
     if not written:
-        index, cached = _memory_index(index, config, root_dir, changed, cached)
+        index = _memory_index(index, config, root_dir, changed, cached)
         lap("store")
+    # Fresh parses are read as the index holds them, as every other file is: chunks without their text,
+    # references and imports (the corpus reads those from the index when it needs them).
+    for path, parsed in changed.items():
+        file_chunks, lengths = decode_chunks(path, parsed.language, parsed.rows.names, parsed.rows.numbers)
+        cached[path] = CachedFile(parsed.hash, parsed.stat, file_chunks, lengths)
 
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}
@@ -560,18 +565,14 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     structures: dict[str, str] = {}
     structure = hashlib.sha1()
     content = hashlib.sha1(f"{index.fingerprint}\0".encode())
-    present = [f for f in present if f.path in cached or f.path in changed]  # less any dropped just above
+    present = [f for f in present if f.path in cached]  # less any dropped just above
     for file in present:
-        if file.path in cached:
-            file_chunks = cached[file.path].chunks
-            digest = stored[file.path].structure
-            content.update(f"{file.path}\0{languages[file.path]}\0{cached[file.path].hash}\0".encode())
-            if file_chunks and not file_chunks[0].text:  # as loaded; whole after a fall back to memory
-                textless[file.path] = (cached[file.path].hash, cached[file.path].lengths)
-        else:
-            file_chunks = changed[file.path].chunks
-            digest = changed[file.path].structure
-            content.update(f"{file.path}\0{languages[file.path]}\0{changed[file.path].hash}\0".encode())
+        entry = cached[file.path]
+        file_chunks = entry.chunks
+        digest = changed[file.path].structure if file.path in changed else stored[file.path].structure
+        content.update(f"{file.path}\0{languages[file.path]}\0{entry.hash}\0".encode())
+        if file_chunks:
+            textless[file.path] = (entry.hash, entry.lengths)
         chunks.extend(file_chunks)
         line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
         structure.update(f"{file.path}\0{digest}\0".encode())
@@ -598,41 +599,32 @@ def _parse(jobs: Sequence[tuple[str, str, bytes]], config: Config) -> dict[str, 
 
 
 def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, ParsedFile],
-                  cached: dict[str, CachedFile]) -> tuple[Index, dict[str, CachedFile]]:
+                  cached: dict[str, CachedFile]) -> Index:
     """The disk index could not take this build's parses: carry on with everything in memory.
 
-    Cached files come back whole (text, references, imports) from the failed index if it can still be
-    read; otherwise they are parsed again from disk into `changed`."""
-    from .terms import chunk_document
-
+    Cached files' rows are copied from the failed index if it can still be read; otherwise the files are
+    parsed again from disk into `changed`."""
     everything = dict(changed)
-    kept: dict[str, CachedFile] = {}
-    for path, entry in cached.items():
+    for path, entry in list(cached.items()):
         try:
-            bodies = failed.bodies(path, entry.hash, entry.lengths)
-            links = failed.links(path, entry.hash, len(entry.chunks))
+            rows = failed.rows(path, entry.hash)
         except sqlite3.Error:
-            bodies = links = None
-        if bodies is None or links is None:
+            rows = None
+        if rows is None:
+            del cached[path]
             try:
                 source = read_source(root / path, config.max_file_size)
             except OSError:
                 continue  # gone since the walk
             language = entry.chunks[0].language if entry.chunks else "text"
-            result, terms = _parse([(path, language, source)], config)[path]
-            changed[path] = everything[path] = ParsedFile(entry.hash, entry.stat, language, result.chunks, terms)
-            continue
-        chunks = [replace(chunk, text=text, signature=signature, signature_line=line, redactions=redactions,
-                          references=refs, imports=imports)
-                  for chunk, (text, (signature, line, redactions)), (refs, imports)
-                  in zip(entry.chunks, bodies, links, strict=True)]
-        kept[path] = CachedFile(entry.hash, entry.stat, chunks, entry.lengths)
-        everything[path] = ParsedFile(entry.hash, entry.stat, chunks[0].language if chunks else "text", chunks,
-                                      [chunk_document(chunk) for chunk in chunks])
+            _, rows = _parse([(path, language, source)], config)[path]
+            changed[path] = ParsedFile(entry.hash, entry.stat, language, rows)
+        everything[path] = ParsedFile(entry.hash, entry.stat, entry.chunks[0].language if entry.chunks else "text",
+                                      rows)
     failed.close()
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
     memory.update(everything.items(), {}, [])
-    return memory, kept
+    return memory
 
 
 def rank(corpus: Corpus, config: Config, query: str | None = None,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .model import Chunk, Links
+from .model import Chunk, Links, make_chunk
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,7 +135,6 @@ _FIELD = "\x1f"
 _ITEM = "\x1e"
 _CONTROL = re.compile("[\x1d-\x1f]")
 _NUMBERS = 5  # per chunk: start_line, end_line, text length, todo_count, is_test
-_new = object.__new__
 
 
 def _joined(fields: Sequence[str | Sequence[str]]) -> str | None:
@@ -197,19 +196,10 @@ def decode_chunks(path: str, language: str, names: str, numbers: bytes) -> tuple
         if len(rows) != count:
             raise ValueError("row does not match its chunk count")
         kinds, chunk_names, symbol_lists = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-    chunks = []
-    # Every build makes ~10^5 of these: filled in directly, which costs half of the frozen dataclass's
-    # __init__ (one object.__setattr__ per field); tests/test_index.py checks they equal constructed ones.
-    for kind, name, symbols, start, end, todo, test in zip(kinds, chunk_names, symbol_lists, values[0::_NUMBERS],
-                                                           values[1::_NUMBERS], values[3::_NUMBERS],
-                                                           values[4::_NUMBERS], strict=True):
-        chunk = _new(Chunk)
-        attrs = chunk.__dict__
-        attrs["path"], attrs["language"], attrs["kind"], attrs["name"] = path, language, kind, name
-        attrs["start_line"], attrs["end_line"], attrs["text"], attrs["signature"] = start, end, "", ""
-        attrs["signature_line"], attrs["symbols"], attrs["references"], attrs["imports"] = 0, symbols, (), ()
-        attrs["todo_count"], attrs["is_test"], attrs["redactions"] = todo, test == 1, ()
-        chunks.append(chunk)
+    chunks = [make_chunk(path, language, kind, name, start, end, "", "", 0, symbols, (), (), todo, test == 1)
+              for kind, name, symbols, start, end, todo, test in zip(
+                  kinds, chunk_names, symbol_lists, values[0::_NUMBERS], values[1::_NUMBERS], values[3::_NUMBERS],
+                  values[4::_NUMBERS], strict=True)]
     return chunks, values[2::_NUMBERS]
 
 

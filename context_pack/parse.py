@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .lang import grammar, has_grammar, query_source
-from .model import Chunk, Definition
+from .model import Chunk, Definition, make_chunk
 
 CHUNK_KINDS = frozenset({
     "function", "method", "class", "struct", "interface", "enum", "trait", "impl", "module", "namespace",
@@ -417,13 +417,10 @@ class _ChunkBuilder:
             text = "".join(self.lines[start:end + 1])
             signature = _signature(definition, self.lines) if definition is not None else ""
             is_test = self.test_file or any(TEST_NAME_RE.match(part) for part in name.split(".") if part)
-            chunks.append(Chunk(
-                path=self.path, language=self.language, kind=kind, name=name, start_line=start + 1,
-                end_line=end + 1, text=text, signature=signature,
-                signature_line=definition.node_start_row + 1 if definition is not None else 0,
-                symbols=tuple(dict.fromkeys(symbols)),
-                references=tuple(references), imports=tuple(dict.fromkeys(imports)),
-                todo_count=count_todos(text), is_test=is_test,
+            chunks.append(make_chunk(
+                self.path, self.language, kind, name, start + 1, end + 1, text, signature,
+                definition.node_start_row + 1 if definition is not None else 0, tuple(dict.fromkeys(symbols)),
+                tuple(references), tuple(dict.fromkeys(imports)), count_todos(text), is_test,
             ))
         return chunks
 
@@ -491,9 +488,8 @@ def _block_chunks(path: str, language: str, lines: list[str], start: int, end: i
         text = "".join(lines[s:e + 1])
         first = text.lstrip().split("\n", 1)[0].strip()
         name = first.lstrip("#").strip()[:80] if language in ("markdown", "rst") and first.startswith("#") else ""
-        chunks.append(Chunk(path=path, language=language, kind="block", name=name, start_line=s + 1,
-                            end_line=e + 1, text=text, todo_count=count_todos(text),
-                            is_test=test_file))
+        chunks.append(make_chunk(path, language, "block", name, s + 1, e + 1, text, todo_count=count_todos(text),
+                                 is_test=test_file))
     return chunks
 
 

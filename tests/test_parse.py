@@ -123,3 +123,18 @@ def test_very_long_definition_is_cut_into_head_and_parts() -> None:
 def test_clean_name_shortcut_changes_nothing(text: str) -> None:
     """An identifier skips the clean-up: it must come out exactly as the clean-up would leave it."""
     assert _clean_name(text) == _normalised_name(text)
+
+
+def test_make_chunk_makes_the_same_chunk_as_the_constructor() -> None:
+    import pickle
+
+    from context_pack.model import Chunk, make_chunk
+
+    fields = dict(path="a.py", language="python", kind="method", name="A.f", start_line=3, end_line=9, text="x\n",
+                  signature="def f():\n", signature_line=4, symbols=("A.f",), references=("g",), imports=("os",),
+                  todo_count=2, is_test=True, redactions=((5, "AWS Access Key"),))
+    made, constructed = make_chunk(**fields), Chunk(**fields)
+    assert made == constructed and hash(made) == hash(constructed)
+    assert list(made.__dict__.items()) == list(constructed.__dict__.items())
+    assert pickle.dumps(made) == pickle.dumps(constructed)
+    assert make_chunk("a.py", "python", "block", "", 1, 1, "x\n") == Chunk("a.py", "python", "block", "", 1, 1, "x\n")

@@ -139,7 +139,7 @@ def iter_parse(
     if not jobs:
         return
     if redact_secrets:
-        warm_up()  # load the detectors once, before the fork, not once per worker
+        warm_up(sum(len(job[2]) for job in jobs))  # load the detectors once, before the fork, not per worker
     # Largest first, so a big file does not start last and hold the pool open alone.
     ordered = sorted(jobs, key=lambda job: -len(job[2]))
     batches = _batches(ordered) if len(jobs) >= PARALLEL_MIN_FILES else [ordered]

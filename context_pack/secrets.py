@@ -10,6 +10,11 @@ plugin's own patterns first run once over the whole text: a line none of them ma
 and only matched lines are scanned the detect-secrets way. The high-entropy plugins skip quoted strings too
 short to reach their entropy limit (Shannon entropy is at most log2 of the length).
 
+A build that parses megabytes (`warm_up(scan_bytes)`) finds those lines with Hyperscan instead, when it is
+installed: all ~35 patterns in one pass, compiled in prefilter mode, which reports every match of each pattern
+and may report more, never fewer. The lines are then checked as before, so the findings are the same; on the
+standard library (31 MB) the pass takes 0.06 s where Python's `re` takes 1.1 s.
+
 Redaction replaces the secret's characters on its line with `[REDACTED:<kind>]` and never changes the number
 of lines, so line numbers, chunks and the index stay those of the file. A private key is redacted from its
 BEGIN marker to its END marker, body lines included.
@@ -20,8 +25,10 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import math
+import os
 import re
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,11 +122,63 @@ class _Pattern:
     regex: re.Pattern[str]
     plugins: tuple[int, ...]
     gate: str | None = None  # a literal every match contains (lower-case when the regex ignores case)
+    # For Hyperscan: the same pattern without back-references, matching at least what it matches (a
+    # back-reference in prefilter mode matches far too much: 23 M matches of the entropy pattern on the stdlib).
+    loose: str | None = None
 
 
-def warm_up() -> None:
-    """Load the detectors now (before worker processes fork, so they share them)."""
+MULTI_PATTERN_MIN_BYTES = 2_000_000  # below this much text, compiling Hyperscan's database (~0.08 s) costs more
+_scanner: Any | None = None  # the compiled Hyperscan database, once a large scan asked for it
+# One scan at a time: the database's scratch space is not to be shared by concurrent scans. Made anew in a
+# forked child, which must not inherit it held by a thread that does not exist there.
+_scan_lock = threading.Lock()
+
+
+def _new_scan_lock() -> None:
+    global _scan_lock
+    _scan_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_scan_lock)
+
+
+def warm_up(scan_bytes: int = 0) -> None:
+    """Load the detectors now (before worker processes fork, so they share them); with `scan_bytes` of text
+    to come, also the one-pass scanner, if that pays."""
+    global _scanner
     _plugins()
+    if scan_bytes >= MULTI_PATTERN_MIN_BYTES and _scanner is None:
+        _scanner = _multi_pattern()
+
+
+@cache
+def _multi_pattern() -> Any | None:
+    """Every pattern in one Hyperscan database, by its index in `_plugins()[1]`; None without Hyperscan, or if
+    it refuses a pattern (then each runs in Python, as without it)."""
+    try:
+        import hyperscan
+    except ImportError:
+        return None
+    _, patterns = _plugins()
+    flags = []
+    for pattern in patterns:
+        # Prefilter: a superset of the matches (it even takes the back-reference of the entropy pattern).
+        # UTF8 and UCP: `.`, `\w`, `\s` and `\d` match characters as Python's `re` does on text, not bytes.
+        flag = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_UCP
+        if pattern.regex.flags & re.IGNORECASE:
+            flag |= hyperscan.HS_FLAG_CASELESS
+        if pattern.regex.flags & re.MULTILINE:
+            flag |= hyperscan.HS_FLAG_MULTILINE
+        if pattern.regex.flags & re.DOTALL:
+            flag |= hyperscan.HS_FLAG_DOTALL
+        flags.append(flag)
+    database = hyperscan.Database()
+    try:
+        database.compile(expressions=[(pattern.loose or pattern.regex.pattern).encode() for pattern in patterns],
+                         ids=list(range(len(patterns))), elements=len(patterns), flags=flags)
+    except hyperscan.error:
+        return None
+    return database
 
 
 def _shortest(entropy_limit: float) -> int:
@@ -183,7 +242,8 @@ def _plugins() -> tuple[tuple[_Plugin, ...], tuple[_Pattern, ...]]:
         # The high-entropy plugins' quoted-string pattern, in one pass for all of them, asking for the length
         # their entropy limits need: the lines it matches are a superset of those where they report anything.
         regex = re.compile(rf"([\'\"])(?:{'|'.join(strings)})(\1)")
-        patterns.append(_Pattern(regex, tuple(n for n, plugin in enumerate(plugins) if plugin.entropy)))
+        loose = rf"[\'\"](?:{'|'.join(strings)})[\'\"]"  # either quote closes it
+        patterns.append(_Pattern(regex, tuple(n for n, plugin in enumerate(plugins) if plugin.entropy), loose=loose))
     return tuple(plugins), tuple(patterns)
 
 
@@ -221,7 +281,46 @@ def _secrets_on_line(plugin: _Plugin, path: str, line: str) -> Iterator[str]:
 
 def find(text: str, path: str = "") -> dict[int, list[tuple[str, str]]]:
     """0-based line -> [(kind, secret value)] for every secret the plugins find in the text."""
-    plugins, patterns = _plugins()
+    plugins, _ = _plugins()
+    candidates = _candidate_lines(text, _scanner) if _scanner is not None else _matched_lines(text)
+    found: dict[int, list[tuple[str, str]]] = {}
+    if not candidates:
+        return found
+    lines = text.split("\n")
+    for row in sorted(candidates):
+        for number in sorted(candidates[row]):
+            plugin = plugins[number]
+            for secret in _secrets_on_line(plugin, path, lines[row]):
+                found.setdefault(row, []).append((plugin.instance.secret_type, secret))
+    return found
+
+
+def _candidate_lines(text: str, scanner: Any) -> dict[int, set[int]]:
+    """Line -> the plugins whose patterns may match it, from one Hyperscan pass. A finding is within one
+    line (detect-secrets scans lines), so the line of each match's last character is the one to check."""
+    _, patterns = _plugins()
+    data = text.encode("utf-8", "surrogatepass")
+    candidates: dict[int, set[int]] = {}
+    position = [0, 0]  # (offset, row): matches come in the order they end, so lines are counted as we go
+
+    def on_match(pattern: int, start: int, end: int, flags: int, context: Any) -> None:
+        last = max(end - 1, 0)
+        offset, row = position
+        if last >= offset:
+            row += data.count(b"\n", offset, last)
+        else:  # not in order after all: count from the start
+            row = data.count(b"\n", 0, last)
+        position[0], position[1] = last, row
+        candidates.setdefault(row, set()).update(patterns[pattern].plugins)
+
+    with _scan_lock:
+        scanner.scan(data, match_event_handler=on_match)
+    return candidates
+
+
+def _matched_lines(text: str) -> dict[int, set[int]]:
+    """Line -> the plugins whose patterns matched it, each pattern run over the whole text with `re`."""
+    _, patterns = _plugins()
     lowered: str | None = None
     candidates: dict[int, set[int]] = {}  # line -> the plugins whose patterns matched it
     for pattern in patterns:
@@ -239,16 +338,7 @@ def find(text: str, path: str = "") -> dict[int, list[tuple[str, str]]]:
             offset = start
             for line in range(row, row + text.count("\n", start, max(start, end - 1)) + 1):
                 candidates.setdefault(line, set()).update(pattern.plugins)
-    found: dict[int, list[tuple[str, str]]] = {}
-    if not candidates:
-        return found
-    lines = text.split("\n")
-    for row in sorted(candidates):
-        for number in sorted(candidates[row]):
-            plugin = plugins[number]
-            for secret in _secrets_on_line(plugin, path, lines[row]):
-                found.setdefault(row, []).append((plugin.instance.secret_type, secret))
-    return found
+    return candidates
 
 
 def redact(text: str, path: str = "") -> tuple[str, list[Finding]]:

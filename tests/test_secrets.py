@@ -92,6 +92,58 @@ def test_every_secret_is_redacted_in_place_and_counted() -> None:
     assert one_line.endswith('-----[REDACTED:Private Key]\\n"}\n')
 
 
+def one_secret_per_detector() -> str:
+    """A line for each detector's pattern (some under non-ASCII text, where bytes and characters differ)."""
+    return "\n".join([
+        SETTINGS, SERVICE_ACCOUNT,
+        "azure = 'DefaultEndpointsProtocol=https;AccountKey=" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF" * 2 + "Gh3kLm9QpXz1Ab3dE6gH9jK2m=='",
+        "discord = 'MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs'",
+        "gitlab = 'glpat-" + "x1Y2z3A4b5C6d7E8f9G0" + "'",
+        "npm = '//registry.npmjs.org/:_authToken=npm_" + "k" * 36 + "'",
+        "openai = 'sk-" + "A" * 20 + "T3BlbkFJ" + "B" * 20 + "'",
+        "pypi = 'pypi-AgEIcHlwaS5vcmc" + "x" * 70 + "'",
+        "sendgrid = 'SG." + "a" * 22 + "." + "b" * 43 + "'",
+        "square = 'sq0csp-" + "c" * 43 + "'",
+        "twilio = 'AC" + "d" * 32 + "'",
+        "hook = 'https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX'",
+        "naïve_aws = 'aws" + "é" * 15 + "key = \"" + VALUES["aws_secret"] + "\"'",  # 15 characters, 30 bytes
+        "hex = '" + "a8f5f167f44f4964e6c998dee827110cd3e1" + "'  # é",
+        "ÄÖÜ = \"" + VALUES["entropy"] + "\"",
+        "-----BEGIN OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmU", "-----END OPENSSH PRIVATE KEY-----",
+        "def ordinary():\n    return 'x'",
+    ])
+
+
+def test_the_one_pass_scanner_finds_what_the_pattern_passes_find(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hyperscan (a large build's pass) flags every line Python's re flags, for the same detectors, so the
+    findings are the same."""
+    from context_pack import secrets
+
+    scanner = secrets._multi_pattern()
+    assert scanner is not None  # installed with ctxpack, and takes every pattern
+    texts = [one_secret_per_detector(), SETTINGS.replace("\n", "\r\n"), "é" * 5000 + SETTINGS, ""]
+    for text in texts:
+        by_re = secrets._matched_lines(text)
+        by_scan = secrets._candidate_lines(text, scanner)
+        for row, plugins in by_re.items():
+            assert plugins <= by_scan.get(row, set()), (row, text.split("\n")[row])
+    monkeypatch.setattr(secrets, "_scanner", None)
+    without = [redact(text) for text in texts]
+    assert sum(len(found) for _, found in without) >= 30
+    monkeypatch.setattr(secrets, "_scanner", scanner)
+    assert [redact(text) for text in texts] == without
+
+
+def test_a_large_scan_turns_the_one_pass_scanner_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from context_pack import secrets
+
+    monkeypatch.setattr(secrets, "_scanner", None)
+    secrets.warm_up(secrets.MULTI_PATTERN_MIN_BYTES - 1)
+    assert secrets._scanner is None  # a few files: compiling it would cost more than it saves
+    secrets.warm_up(secrets.MULTI_PATTERN_MIN_BYTES)
+    assert secrets._scanner is secrets._multi_pattern() is not None
+
+
 def test_ordinary_code_is_left_alone() -> None:
     code = ('import hashlib\n\nALPHABET = "abcdefghijklmnopqrstuvwxyz"\nUUID = "123e4567-e89b-12d3-a456-426614174000"\n'
             'url = "https://example.com/path?query=1"\npassword = get_password()\nuser_id = "a8f5f167f44f4964e6c998dee827110c"\n'

@@ -145,6 +145,20 @@ def test_a_large_scan_turns_the_one_pass_scanner_on(monkeypatch: pytest.MonkeyPa
     assert secrets._scanner is secrets._multi_pattern() is not None
 
 
+def test_a_build_whose_workers_scan_in_one_pass_redacts_the_same(secret_repo: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from context_pack import secrets
+
+    before = context_pack.build(secret_repo, budget=4000, use_cache=False).to_json_dict()
+    monkeypatch.setattr(secrets, "MULTI_PATTERN_MIN_BYTES", 0)  # this small repo's parse counts as large
+    monkeypatch.setattr(secrets, "_scanner", None)
+    after = context_pack.build(secret_repo, budget=4000, use_cache=False).to_json_dict()
+    assert secrets._scanner is not None  # compiled before the workers forked, and used by them
+    assert after == before
+    assert len(after["redactions"]) >= 9
+    assert_no_value(after["text"])
+
+
 def test_ordinary_code_is_left_alone() -> None:
     code = ('import hashlib\n\nALPHABET = "abcdefghijklmnopqrstuvwxyz"\nUUID = "123e4567-e89b-12d3-a456-426614174000"\n'
             'url = "https://example.com/path?query=1"\npassword = get_password()\nuser_id = "a8f5f167f44f4964e6c998dee827110c"\n'

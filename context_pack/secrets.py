@@ -13,8 +13,8 @@ short to reach their entropy limit (Shannon entropy is at most log2 of the lengt
 A build that parses megabytes (`warm_up(scan_bytes)`) finds those lines with Hyperscan instead, when it is
 installed: all ~35 patterns in one pass, compiled in prefilter mode, which reports every match of each pattern
 and may report more, never fewer. It scans bytes, so lines with characters beyond ASCII still go through `re`.
-The lines are then checked as before, so the findings are the same; on the standard library (31 MB) finding
-them takes 0.3 s instead of 1.1 s.
+The lines are then checked as before, so the findings are the same; on the standard library (31 MB), `find`
+over every file takes 0.45 s instead of 1.23 s.
 
 Redaction replaces the secret's characters on its line with `[REDACTED:<kind>]` and never changes the number
 of lines, so line numbers, chunks and the index stay those of the file. A private key is redacted from its
@@ -163,7 +163,7 @@ def _multi_pattern() -> Any | None:
     _, patterns = _plugins()
     flags = []
     for pattern in patterns:
-        # Prefilter: a superset of the matches (it even takes the back-reference of the entropy pattern).
+        # Prefilter: a superset of the matches (of the `loose` form of a pattern that has one).
         # Bytes, not UTF-8 with Unicode classes (which took 0.47 s to compile, not 0.08 s): it only scans
         # lines on which bytes and characters match alike (`_candidate_lines`).
         flag = hyperscan.HS_FLAG_PREFILTER

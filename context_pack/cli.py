@@ -262,6 +262,8 @@ def stats(path: Path, as_json: bool, debug: bool) -> None:
         click.echo(json.dumps(figures, indent=2, sort_keys=True))
         return
     click.echo(f"index:     {figures['location']} (schema {figures['schema']}, {figures['db_bytes']:,} bytes)")
+    click.echo(f"state:     {figures['state']}" + (" (made by other code or settings: the next build parses "
+                                                   "every file again)" if figures["state"] == "stale" else ""))
     click.echo(f"files:     {figures['files']:,} indexed, {figures['walked']:,} walked")
     click.echo("languages: " + ", ".join(f"{k} {v}" for k, v in figures["languages"].items()))
     for reason, count in sorted(figures["skipped"].items()):

@@ -575,14 +575,38 @@ class Index:
         return [(str(path), int(first), int(last))
                 for path, first, last in self.db.execute("SELECT path, terms_from, terms_to FROM files")]
 
-    def stats(self) -> dict[str, object]:
-        files, chunk_bytes = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(names) + LENGTH(numbers) + LENGTH(source)), 0) FROM files"
-        ).fetchone()
-        languages = dict(self.db.execute("SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC"))
-        size = os.path.getsize(self.location) if self.location != ":memory:" else 0
-        return {"location": self.location, "schema": SCHEMA_VERSION, "files": files,
-                "chunk_bytes": chunk_bytes, "db_bytes": size, "languages": languages}
+
+def read_stats(root: Path, fingerprint: str) -> dict[str, object]:
+    """What the index of `root` holds, read without creating or changing anything (a build would empty a stale
+    index; `ctxpack stats` only reports it). `state`: current, stale (made by other code or settings: the
+    next build parses every file again), none, or unusable (the next build rebuilds it)."""
+    path = root / INDEX_DIR / INDEX_FILE
+    figures: dict[str, object] = {"location": str(path), "schema": None, "files": 0, "chunk_bytes": 0,
+                                  "db_bytes": 0, "languages": {}, "state": "none"}
+    if not path.is_file():
+        return figures
+    figures["db_bytes"] = path.stat().st_size
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            figures["schema"] = int(meta["schema"]) if str(meta.get("schema", "")).isdigit() else meta.get("schema")
+            if meta.get("schema") != str(SCHEMA_VERSION):
+                figures["state"] = "unusable: another schema"
+                return figures
+            files, chunk_bytes = connection.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(names) + LENGTH(numbers) + LENGTH(source)), 0) FROM files"
+            ).fetchone()
+            figures["languages"] = dict(connection.execute(
+                "SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC, 1"))
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        figures["state"] = f"unusable: {exc}"
+        return figures
+    figures["files"], figures["chunk_bytes"] = int(files), int(chunk_bytes)
+    figures["state"] = "current" if meta.get("fingerprint") == fingerprint else "stale"
+    return figures
 
 
 def indexed_stats(root: Path, fingerprint: str) -> dict[str, tuple[int, int]]:

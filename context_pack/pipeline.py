@@ -964,11 +964,7 @@ def index_stats(root: Path) -> dict[str, Any]:
     config = resolve_config(root, {})
     walked = walk(root, include=config.include, exclude=config.exclude, max_file_size=config.max_file_size,
                   skip_secret_files=config.redact)
-    index = Index.open(walked.root, parse_fingerprint(config))
-    try:
-        figures = index.stats()
-    finally:
-        index.close()
+    figures = index_module.read_stats(walked.root, parse_fingerprint(config))
     figures["walked"] = len(walked.files)
     figures["skipped"] = {reason: len(paths) for reason, paths in walked.skipped.items()}
     return figures

@@ -149,3 +149,24 @@ def test_index_and_stats_commands(tmp_path: Path) -> None:
     assert figures["skipped"] == {"lock file": 1}
     text = run_cli("stats", str(repo))
     assert "1 lock file" in text.stdout
+    assert figures["state"] == "current" and "state:     current" in text.stdout
+
+
+def test_stats_reports_a_stale_index_without_changing_it(tmp_path: Path) -> None:
+    """Other chunking settings make the index stale: stats says so and leaves it as it is (a build would
+    empty it); with no index it says none and makes none."""
+    from conftest import init_repo
+
+    repo = init_repo(tmp_path / "r", {"a.py": "def a():\n    return 1\n", "b.py": "def b():\n    return 2\n"})
+    none = json.loads(run_cli("stats", str(repo), "--json").stdout)
+    assert none["state"] == "none" and none["files"] == 0 and not (repo / ".ctxpack").exists()
+    assert run_cli("index", str(repo)).returncode == 0
+    db = repo / ".ctxpack" / "index.db"
+    (repo / ".ctxpack.toml").write_text("class_split_lines = 7\n")
+    before = db.read_bytes()
+    stale = json.loads(run_cli("stats", str(repo), "--json").stdout)
+    assert stale["state"] == "stale" and stale["files"] == 2 and stale["languages"] == {"python": 2}
+    assert "the next build parses every file again" in run_cli("stats", str(repo)).stdout
+    assert db.read_bytes() == before
+    assert run_cli("index", str(repo)).returncode == 0
+    assert json.loads(run_cli("stats", str(repo), "--json").stdout)["state"] == "current"

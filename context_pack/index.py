@@ -92,6 +92,11 @@ class ParsedFile:
     def structure(self) -> str:
         return self.rows.structure
 
+    def cached(self, path: str) -> CachedFile:
+        """The parse as a build reads it from the index (`Index.load`): chunks without their text."""
+        chunks, lengths = decode_chunks(path, self.language, self.rows.names, self.rows.numbers)
+        return CachedFile(self.hash, self.stat, chunks, lengths)
+
 
 @dataclass(frozen=True)
 class StoredFile:
@@ -587,11 +592,11 @@ def read_stats(root: Path, fingerprint: str) -> dict[str, object]:
         return figures
     figures["db_bytes"] = path.stat().st_size
     try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
-        try:
+        with _read_only(path) as connection:
             meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-            figures["schema"] = int(meta["schema"]) if str(meta.get("schema", "")).isdigit() else meta.get("schema")
-            if meta.get("schema") != str(SCHEMA_VERSION):
+            schema = str(meta.get("schema"))
+            figures["schema"] = int(schema) if schema.isdigit() else schema
+            if schema != str(SCHEMA_VERSION):
                 figures["state"] = "unusable: another schema"
                 return figures
             files, chunk_bytes = connection.execute(
@@ -599,8 +604,6 @@ def read_stats(root: Path, fingerprint: str) -> dict[str, object]:
             ).fetchone()
             figures["languages"] = dict(connection.execute(
                 "SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC, 1"))
-        finally:
-            connection.close()
     except sqlite3.Error as exc:
         figures["state"] = f"unusable: {exc}"
         return figures
@@ -616,17 +619,24 @@ def indexed_stats(root: Path, fingerprint: str) -> dict[str, tuple[int, int]]:
     if not path.is_file():
         return {}
     try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
-        try:
+        with _read_only(path) as connection:
             meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("schema") != str(SCHEMA_VERSION) or meta.get("fingerprint") != fingerprint:
                 return {}
             rows = connection.execute("SELECT path, size, mtime_ns FROM files").fetchall()
-        finally:
-            connection.close()
     except sqlite3.Error:
         return {}
     return {rel: (int(size), int(mtime)) for rel, size, mtime in rows}
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection that cannot create or change the db file."""
+    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 def _empty_terms(db: sqlite3.Connection) -> None:

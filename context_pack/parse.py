@@ -219,23 +219,14 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
     facts = _Facts()
     by_name_node: dict[tuple[int, int], _Def] = {}
     references = facts.references
-    # What kind of match a pattern makes is worked out from its first match (and again for a match whose
-    # optional captures differ): ~3/4 of all matches are a bare reference, handled on the first branch.
-    shapes: dict[int, str | None] = {}  # pattern -> "" (a bare reference), its definition kind, or None
-    for pattern, captures in matches:
-        shape = shapes.get(pattern, _UNSEEN)
-        if shape is _UNSEEN:
-            shape = shapes[pattern] = _shape(captures)
-        if shape == "" and len(captures) == 1:
+    for _, captures in matches:
+        if len(captures) == 1 and "reference" in captures:  # most matches: a bare reference
             for node in captures["reference"]:
                 references.setdefault(node.start_point.row, []).append(node.text.decode("utf-8", "replace"))
             continue
-        definition = captures.get(f"definition.{shape}") if shape else None
-        if definition is None:  # this match's optional captures differ from its pattern's first match
-            shape = _shape(captures)
-            definition = captures[f"definition.{shape}"] if shape else None
-        if definition is not None and shape and captures.get("name"):
-            node = definition[0]
+        kind = next((name[len("definition."):] for name in captures if name.startswith("definition.")), None)
+        if kind is not None and captures.get("name"):
+            node = captures[f"definition.{kind}"][0]
             name_node = captures["name"][0]
             name = _clean_name(_node_text(name_node, source))
             if not name:
@@ -247,7 +238,7 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
             scope_nodes = captures.get("scope")
             scope = _clean_name(_node_text(scope_nodes[0], source)) if scope_nodes else ""
             start_row = node.start_point.row
-            by_name_node[key] = _Def(shape, name, node, node.start_byte, node.end_byte, _comment_start(node, lines),
+            by_name_node[key] = _Def(kind, name, node, node.start_byte, node.end_byte, _comment_start(node, lines),
                                      start_row, max(start_row, _end_row(node)), scope)
         for node in captures.get("reference", ()):
             facts.references.setdefault(node.start_point.row, []).append(_node_text(node, source))
@@ -265,16 +256,6 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
                 row_imports.append(f"{module}{separator}{_node_text(member, source)}")
     defs = sorted(by_name_node.values(), key=lambda d: (d.start_byte, -d.end_byte))
     return defs, facts
-
-
-_UNSEEN = "?"
-
-
-def _shape(captures: dict[str, list[Any]]) -> str | None:
-    """"" for a match that is a bare reference, else the kind of its first definition capture, else None."""
-    if len(captures) == 1 and "reference" in captures:
-        return ""
-    return next((name[len("definition."):] for name in captures if name.startswith("definition.")), None)
 
 
 def _comment_start(node: Any, lines: list[str]) -> int:

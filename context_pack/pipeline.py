@@ -24,7 +24,7 @@ from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
-from .index import CachedFile, Index, ParsedFile, Stat, content_hash, decode_chunks
+from .index import CachedFile, Index, ParsedFile, Stat, content_hash
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
 from .render import Style, normalise_format
@@ -62,8 +62,9 @@ class Corpus:
     index: Index | None = None
     parsed_files: int = 0  # how many files this build had to parse
     structure_key: str = ""  # what the code graph depends on: every file's structure digest, and repo facts
-    # Chunks loaded from the index come without their text, references and imports (ranking reads none of
-    # them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths).
+    # Every chunk comes as the index holds it, without its text, references and imports (ranking reads none
+    # of them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths) of each file
+    # that has chunks.
     textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
     structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
     content_key: str = ""  # what the chunks depend on: the parse fingerprint, every file's path, language, hash
@@ -199,19 +200,17 @@ class Corpus:
             self.index.put_derived(kind, self._derived_key(), value)
 
     def links_of(self, paths: Sequence[str]) -> dict[str, list[Links]]:
-        """Each chunk's (references, imports) of these files: chunks loaded from the index come without them."""
-        grouped = self._grouped()
+        """Each chunk's (references, imports) of these files, read from the index (chunks come without them)."""
         wanted = {path: (self.textless[path][0], len(self.textless[path][1])) for path in paths
                   if path in self.textless}
         stored = self.index.all_links(wanted) if wanted and self.index is not None else {}
         links: dict[str, list[Links]] = {}
         for path in paths:
-            chunks = grouped.get(path, [])
-            if path not in self.textless:
-                links[path] = [(chunk.references, chunk.imports) for chunk in chunks]
+            if path not in wanted:  # a file without chunks
+                links[path] = []
                 continue
             found = stored.get(path)
-            if found is None or len(found) != len(chunks):
+            if found is None or len(found) != wanted[path][1]:
                 raise CtxpackError(f"the index changed under this build ({path}); run it again")
             links[path] = found
         return links
@@ -235,9 +234,8 @@ class Corpus:
     def chunk_sizes(self) -> list[int]:
         """Each chunk's text length in characters, without reading the texts the index holds."""
         sizes: list[int] = []
-        for path, chunks in self._grouped().items():  # in corpus order
-            stored = self.textless.get(path)
-            sizes.extend(stored[1] if stored else (len(c.text) for c in chunks))
+        for path in self._grouped():  # in corpus order
+            sizes.extend(self.textless[path][1])
         return sizes
 
     def _grouped(self) -> dict[str, list[Chunk]]:
@@ -555,9 +553,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         lap("store")
     # Fresh parses are read as the index holds them, as every other file is: chunks without their text,
     # references and imports (the corpus reads those from the index when it needs them).
-    for path, parsed in changed.items():
-        file_chunks, lengths = decode_chunks(path, parsed.language, parsed.rows.names, parsed.rows.numbers)
-        cached[path] = CachedFile(parsed.hash, parsed.stat, file_chunks, lengths)
+    cached.update((path, parsed.cached(path)) for path, parsed in changed.items())
 
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}

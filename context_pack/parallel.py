@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import replace
@@ -135,46 +135,94 @@ def iter_parse(
     redact_secrets: bool = True,
 ) -> Iterator[tuple[str, Encoded]]:
     """Parse every job in worker processes, yielding (path, (warning, index rows)) as each batch comes back,
-    so the caller can store one batch while the workers parse the next. Every job is yielded once."""
-    if not jobs:
-        return
-    if redact_secrets:
-        warm_up(sum(len(job[2]) for job in jobs))  # load the detectors once, before the fork, not per worker
-    # Largest first, so a big file does not start last and hold the pool open alone.
-    ordered = sorted(jobs, key=lambda job: -len(job[2]))
-    batches = _batches(ordered) if len(jobs) >= PARALLEL_MIN_FILES else [ordered]
-    workers = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(batches)))
-    options = (class_split_lines, block_max_lines, redact_secrets)
-    failed: list[list[Job]] = []
-    yield from _run(batches, workers, options, failed, progress)
-    for batch in failed:  # a worker died: the batch alone, then file by file
-        alone: list[list[Job]] = []
-        yield from _run([batch], 1, options, alone, progress)
-        if not alone:
+    so the caller can store one batch while the workers parse the next. Every job is yielded once.
+    The workers start at the first `next()`; `ParseRun` starts them at once."""
+    run = ParseRun(jobs, class_split_lines, block_max_lines, workers, redact_secrets)
+    try:
+        yield from run.results(progress)
+    finally:
+        run.close()
+
+
+class ParseRun:
+    """Parsing under way: the workers start (fork) when it is made, so the caller can do other work while
+    they parse (load the cached files, the tokenizer). `results` yields what `iter_parse` yields; `close`
+    stops workers whose results nobody will read."""
+
+    def __init__(self, jobs: Sequence[Job], class_split_lines: int, block_max_lines: int,
+                 workers: int | None = None, redact_secrets: bool = True) -> None:
+        self._options = (class_split_lines, block_max_lines, redact_secrets)
+        self._batches: list[list[Job]] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[Future[list[tuple[str, Encoded]]], int] = {}
+        if not jobs:
+            return
+        if redact_secrets:
+            warm_up(sum(len(job[2]) for job in jobs))  # load the detectors once, before the fork, not per worker
+        # Largest first, so a big file does not start last and hold the pool open alone.
+        ordered = sorted(jobs, key=lambda job: -len(job[2]))
+        self._batches = _batches(ordered) if len(jobs) >= PARALLEL_MIN_FILES else [ordered]
+        count = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(self._batches)))
+        self._pool, self._futures = _start(self._batches, count, self._options)
+
+    def results(self, progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, Encoded]]:
+        if self._pool is None:
+            return
+        failed: list[list[Job]] = []
+        try:
+            yield from _finished(self._futures, self._batches, failed, progress)
+        finally:
+            self.close()
+        for batch in failed:  # a worker died: the batch alone, then file by file
+            alone: list[list[Job]] = []
+            yield from _run([batch], 1, self._options, alone, progress)
+            if not alone:
+                continue
+            for job in batch:
+                lost: list[list[Job]] = []
+                yield from _run([[job]], 1, self._options, lost, progress)
+                if lost:
+                    yield job[0], parse_encoded(job, *self._options[:2], self._options[2], use_grammar=False)
+                    if progress:
+                        progress(1)
+
+    def close(self) -> None:
+        """Stop the workers: batches not begun are dropped, those under way are waited for."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _start(batches: list[list[Job]], workers: int, options: tuple[int, int, bool],
+           ) -> tuple[ProcessPoolExecutor, dict[Future[list[tuple[str, Encoded]]], int]]:
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+    try:
+        return pool, {pool.submit(_parse_batch, batch, *options): index for index, batch in enumerate(batches)}
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+
+
+def _finished(futures: dict[Future[list[tuple[str, Encoded]]], int], batches: list[list[Job]],
+              failed: list[list[Job]], progress: Callable[[int], None] | None) -> Iterator[tuple[str, Encoded]]:
+    """Each finished batch's results, as they come; the batches whose worker died go to `failed`."""
+    for future in as_completed(futures):
+        try:
+            batch_results = future.result()
+        except BrokenProcessPool:  # this batch's worker, or another, died: it did not finish
+            failed.append(batches[futures[future]])
             continue
-        for job in batch:
-            lost: list[list[Job]] = []
-            yield from _run([[job]], 1, options, lost, progress)
-            if lost:
-                yield job[0], parse_encoded(job, *options[:2], redact_secrets, use_grammar=False)
-                if progress:
-                    progress(1)
+        if progress:
+            progress(len(batch_results))
+        yield from batch_results
 
 
 def _run(batches: list[list[Job]], workers: int, options: tuple[int, int, bool], failed: list[list[Job]],
          progress: Callable[[int], None] | None) -> Iterator[tuple[str, Encoded]]:
     """Parse batches in a fresh pool, yielding each finished batch's results; the batches whose worker died
     go to `failed`."""
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_parse_batch, batch, *options): index for index, batch in enumerate(batches)}
-        for future in as_completed(futures):
-            try:
-                batch_results = future.result()
-            except BrokenProcessPool:  # this batch's worker, or another, died: it did not finish
-                failed.append(batches[futures[future]])
-                continue
-            if progress:
-                progress(len(batch_results))
-            yield from batch_results
+    pool, futures = _start(batches, workers, options)
+    with pool:
+        yield from _finished(futures, batches, failed, progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.metadata
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from .walk import read_source, walk
 if TYPE_CHECKING:
     import numpy as np
 
+    from .parallel import ParseRun
     from .score import Ranking
     from .signals.columns import ChunkColumns
     from .signals.graph import CodeGraph, GraphState
@@ -393,6 +395,7 @@ class Scan:
     digests: dict[str, tuple[str, Stat]]  # hash and stat of each job
     timings: dict[str, float]
     clock: float
+    parsing: ParseRun | None = None  # the jobs' parse, once started (`start_parsing`)
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
@@ -403,6 +406,19 @@ class Scan:
     def unchanged(self) -> bool:
         """The index holds exactly the files found, each as it is now."""
         return not self.jobs and len(self.stored) == len(self.present)
+
+    def start_parsing(self, config: Config) -> ParseRun:
+        """Start the workers on the jobs now, so that what the build does next (load the cached files, the
+        tokenizer) runs while they parse. Returns the run (started once)."""
+        if self.parsing is None:
+            self.parsing = _start_parse(self.jobs, config)
+        return self.parsing
+
+    def close(self) -> None:
+        """For a build that stops before `complete`: the workers, then the index."""
+        if self.parsing is not None:
+            self.parsing.close()
+        self.index.close()
 
     def file_hashes(self) -> list[tuple[str, str, str]]:
         """(path, language, content hash) of every file, as this scan verified them."""
@@ -507,43 +523,52 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     languages = {f.path: f.language or "text" for f in present}
     current = {f.path for f in present}
     deleted = [path for path in stored if path not in current]
-    cached = dict(index.load(reuse))
-    jobs, digests = list(jobs), dict(digests)
-    for path in reuse:
-        if path not in cached:  # a row that did not decode: parse it again
-            try:
-                source = read_source(root_dir / path, config.max_file_size)
-            except OSError as exc:
-                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
-                present = [f for f in present if f.path != path]
-                continue
-            jobs.append((path, languages[path], source))
-            digests[path] = (stored[path].hash, restat.get(path, stored[path].stat))
+    running = found.start_parsing(config)  # the workers parse while the cached files load
+    try:
+        cached = dict(index.load(reuse))
+        jobs, digests = list(jobs), dict(digests)
+        again: list[tuple[str, str, bytes]] = []
+        for path in reuse:
+            if path not in cached:  # a row that did not decode: parse it again
+                try:
+                    source = read_source(root_dir / path, config.max_file_size)
+                except OSError as exc:
+                    walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", path)
+                    present = [f for f in present if f.path != path]
+                    continue
+                again.append((path, languages[path], source))
+                digests[path] = (stored[path].hash, restat.get(path, stored[path].stat))
+        jobs.extend(again)
 
-    total = len(jobs)
-    done = 0
+        total = len(jobs)
+        done = 0
 
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress(done, total)
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
 
-    changed: dict[str, ParsedFile] = {}
-    warnings: dict[str, str] = {}
+        changed: dict[str, ParsedFile] = {}
+        warnings: dict[str, str] = {}
 
-    def parse_files() -> Iterator[tuple[str, ParsedFile]]:
-        for path, (warning, rows) in _iter_parse(jobs, config, advance):
-            if warning:
-                warnings[path] = warning
-            changed[path] = ParsedFile(*digests[path], languages[path], rows)
-            yield path, changed[path]
+        def parse_files() -> Iterator[tuple[str, ParsedFile]]:
+            # Rows parsed again start their workers only now: `index.update` first ends any BM25 thread (no fork
+            # while it runs), and the run above started only when the scan found jobs (then there is none).
+            results = itertools.chain(running.results(advance), _iter_parse(again, config, advance))
+            for path, (warning, rows) in results:
+                if warning:
+                    warnings[path] = warning
+                changed[path] = ParsedFile(*digests[path], languages[path], rows)
+                yield path, changed[path]
 
-    # Each batch is stored as it comes back, while the workers parse the next ones.
-    parsing = parse_files()
-    written = index.update(parsing, restat, deleted, replacing=[path for path, _, _ in jobs])
-    for _ in parsing:  # the index failed part-way: the rest is still parsed, for an in-memory one
-        pass
+        # Each batch is stored as it comes back, while the workers parse the next ones.
+        parsing = parse_files()
+        written = index.update(parsing, restat, deleted, replacing=[path for path, _, _ in jobs])
+        for _ in parsing:  # the index failed part-way: the rest is still parsed, for an in-memory one
+            pass
+    finally:
+        running.close()  # the workers' results were all read, or nobody will read them
     parsed_files = len(changed)
     for path in sorted(warnings):
         log.warning("%s", warnings[path])
@@ -588,6 +613,12 @@ def _iter_parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
 
     return iter_parse(jobs, config.class_split_lines, config.block_max_lines, progress=progress,
                       redact_secrets=config.redact)
+
+
+def _start_parse(jobs: Sequence[tuple[str, str, bytes]], config: Config) -> ParseRun:
+    from .parallel import ParseRun
+
+    return ParseRun(jobs, config.class_split_lines, config.block_max_lines, redact_secrets=config.redact)
 
 
 def _parse(jobs: Sequence[tuple[str, str, bytes]], config: Config) -> dict[str, Any]:
@@ -823,12 +854,14 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
                 return cached
         if query and query.strip() and found.unchanged:
             _prefetch_bm25(found.index, query)
+        elif found.jobs:
+            found.start_parsing(config)  # the workers parse while the tokenizer loads
         # A bad tokenizer fails now, not after the parse (it is cached for the pack); its vocabulary is kept in
         # the index (not in an in-memory one: nothing would read it again).
         get_tokenizer(config.tokenizer, vocabularies=found.index if found.index.location != ":memory:" else None)
         found.lap("tokenizer")
     except BaseException:
-        found.index.close()
+        found.close()
         raise
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change, found=found)
     try:

@@ -309,6 +309,30 @@ def test_query_features_of_classes_and_paths() -> None:
     assert shares.tolist() == [1.0, 0.5, 0.0]
 
 
+def test_owners_and_classes_come_from_one_pass_in_either_order() -> None:
+    """Reading one of the two member columns makes both (one pass over the names); each is as defined:
+    owners number the short container names, classes the (file, container) groups of two or more."""
+    from context_pack.model import Chunk
+
+    names = [("a.py", "pkg.Rolling.mean"), ("a.py", "Rolling.sum"), ("a.py", "pkg.Rolling.max"),
+             ("b.py", "Rolling.mean"), ("b.py", "helper"), ("b.py", "Frame.copy"), ("b.py", "Frame.view")]
+    chunks = [Chunk(path=path, language="python", kind="method", name=name, start_line=1, end_line=1, text="")
+              for path, name in names]
+    for first in ("owners", "classes"):
+        columns = ChunkColumns(chunks)
+        getattr(columns, first)
+        assert sorted(columns.made) == ["classes", "owners"]
+        numbers, owner_names = columns.owners
+        assert [owner_names[n] if n >= 0 else None for n in numbers] == [
+            "Rolling", "Rolling", "Rolling", "Rolling", None, "Frame", "Frame"]
+        groups = columns.classes.tolist()
+        # a.py's pkg.Rolling pair is one class; a.py's bare Rolling and b.py's Rolling are alone in theirs
+        assert groups[0] == groups[2] >= 0 and groups[5] == groups[6] >= 0 and groups[0] != groups[5]
+        assert groups[1] == groups[3] == groups[4] == -1
+        kept = ChunkColumns.from_bytes(chunks, columns.to_bytes())
+        assert kept.classes.tolist() == groups and kept.owners[1] == owner_names and kept.made == []
+
+
 def test_learned_ranking_puts_the_named_class_first(tmp_path: Path) -> None:
     files = {"lib/rolling.py": "class Rolling:\n    def __iter__(self):\n        yield from self.windows\n\n"
                                "    def mean(self):\n        return sum(self.windows)\n",

@@ -58,11 +58,8 @@ class ChunkColumns:
     def _column(self, name: str) -> np.ndarray:
         value = self._values.get(name)
         if value is None:
-            made = getattr(self, f"_make_{name}")()
-            if name not in self._values:  # (a maker may have kept it, with others it made in the same pass)
-                self._values[name] = np.asarray(made, dtype=_DTYPES[name])
-                self.made.append(name)
-            value = self._values[name]
+            value = self._values[name] = np.asarray(getattr(self, f"_make_{name}")(), dtype=_DTYPES[name])
+            self.made.append(name)
         return value
 
     # Each an array with one value per chunk, made by `_make_<name>` unless kept.
@@ -108,42 +105,29 @@ class ChunkColumns:
         return todo.compute(list(self.chunks))
 
     def _make_owners(self) -> np.ndarray:
-        return self._members()[0]
+        names: dict[str, int] = {}
+        number = [-1] * len(self.chunks)
+        for i, name in enumerate(map(attrgetter("name"), self.chunks)):
+            dot = name.rfind(".")
+            if dot > 0:
+                container = name[:dot]
+                number[i] = names.setdefault(container[container.rfind(".") + 1:], len(names))
+        self._owner_names = list(names)
+        return np.array(number, dtype=np.int64)
 
     def _make_classes(self) -> np.ndarray:
-        return self._members()[1]
-
-    def _members(self) -> tuple[np.ndarray, np.ndarray]:
-        """`owners` and `classes` in one pass over the chunk names (a query build reads both); the one not
-        asked for is kept as made too."""
-        owner_numbers: dict[str, int] = {}
         groups: dict[tuple[str, str], int] = {}
-        size = len(self.chunks)
-        owner = np.full(size, -1, dtype=np.int64)
-        group = np.full(size, -1, dtype=np.int64)
-        members: list[int] = []
-        owner_of: list[int] = []
-        group_of: list[int] = []
+        numbers = [-1] * len(self.chunks)
         for i, chunk in enumerate(self.chunks):
             name = chunk.name
             dot = name.rfind(".")
             if dot > 0:
-                container = name[:dot]
-                members.append(i)
-                owner_of.append(owner_numbers.setdefault(container[container.rfind(".") + 1:], len(owner_numbers)))
-                group_of.append(groups.setdefault((chunk.path, container), len(groups)))
-        member = np.asarray(members, dtype=np.int64)
-        owner[member] = owner_of
-        group[member] = group_of
+                numbers[i] = groups.setdefault((chunk.path, name[:dot]), len(groups))
+        group = np.array(numbers, dtype=np.int64)
+        member = np.flatnonzero(group >= 0)
         sizes = np.bincount(group[member], minlength=len(groups))
         group[member[sizes[group[member]] < 2]] = -1  # alone in its class
-        for name, value in (("owners", owner), ("classes", group)):
-            if name not in self._values:
-                self._values[name] = value
-                self.made.append(name)
-                if name == "owners":
-                    self._owner_names = list(owner_numbers)
-        return owner, group
+        return group
 
     def to_bytes(self) -> bytes:
         """The columns had so far, as an .npz (read back without pickle)."""

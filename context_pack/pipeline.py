@@ -96,16 +96,38 @@ class Corpus:
         if self._columns is None:
             from .signals.columns import ChunkColumns
 
-            self._columns = ChunkColumns(self.chunks)
-            # By its exact key: the one value kept is another state's after any change, and not worth reading.
-            kept = (self.index.derived("columns", self._columns_key())
-                    if self.index is not None and self.content_key else None)
-            if kept is not None:
-                try:
+            layout = self._layout()
+            self._columns = ChunkColumns(self.chunks, layout=layout)
+            if self.index is None or not self.content_key:
+                return self._columns
+            # The one value kept: this very state's, or an earlier one's to patch (`ChunkColumns.patched`).
+            latest = self.index.latest_derived("columns")
+            if latest is None:
+                return self._columns
+            key, kept = latest
+            try:
+                if key == self._columns_key():
                     self._columns = ChunkColumns.from_bytes(self.chunks, kept)
-                except Exception:  # a damaged value is a miss, whatever numpy makes of it
-                    log.warning("ignoring damaged cached chunk columns; making them again")
+                    self._columns.layout = layout
+                elif layout is not None and key.endswith(f":{_columns_code_fingerprint()}"):
+                    self._columns = ChunkColumns.patched(self.chunks, layout, kept)
+            except Exception:  # a damaged value is a miss, whatever numpy makes of it
+                log.warning("ignoring damaged cached chunk columns; making them again")
         return self._columns
+
+    def _layout(self) -> list[tuple[str, str, str, int]] | None:
+        """Per file with chunks, in chunk order: path, content hash, language and chunk count; None for
+        chunks that are not the index's files in order."""
+        layout = []
+        offset = 0
+        for file in self.files:
+            if file.path in self.textless:
+                digest, lengths = self.textless[file.path]
+                if offset >= len(self.chunks) or self.chunks[offset].path != file.path:
+                    return None
+                layout.append((file.path, digest, self.chunks[offset].language, len(lengths)))
+                offset += len(lengths)
+        return layout if offset == len(self.chunks) else None
 
     def remember_columns(self) -> None:
         """Keep the columns in the index if this build made any (an in-memory index would not be read again)."""

@@ -480,6 +480,45 @@ def test_chunk_columns_are_kept_for_the_same_files_only(tmp_path: Path, caplog: 
     assert "damaged cached chunk columns" in caplog.text
 
 
+def test_chunk_columns_after_an_edit_are_patched_from_the_previous_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After edits, the per-chunk columns are copied for the files as they were and made only for the edited
+    ones; they equal columns made from scratch (edit, new chunks, rename, deletion)."""
+    from context_pack.pipeline import rank
+    from context_pack.signals import definitions
+    from context_pack.signals.columns import PER_CHUNK, ChunkColumns
+
+    repo = _graph_repo(tmp_path)
+    (repo / "README.md").write_text("# Widgets\n\nTODO: render_2 is slow.\n")
+    config = load_config(repo)
+
+    def build(query: str) -> None:
+        corpus = collect(repo, config)
+        try:
+            rank(corpus, config, query=query)  # makes and keeps every column a question reads
+        finally:
+            corpus.close()
+
+    build("Widget1 render_1")
+    made_for: list[set[str]] = []
+    raw = definitions.raw
+    monkeypatch.setattr(definitions, "raw", lambda chunks: made_for.append({c.path for c in chunks}) or raw(chunks))
+    (repo / "pkg/mod2.py").write_text((repo / "pkg/mod2.py").read_text() + "\n\ndef extra(x):\n    return x  # TODO\n")
+    os.rename(repo / "pkg/mod3.py", repo / "pkg/moved.py")
+    (repo / "pkg/mod4.py").unlink()
+    corpus = collect(repo, config)
+    try:
+        columns = corpus.columns
+        assert set(PER_CHUNK) <= set(columns.made)  # patched, and kept again under the new state
+        assert made_for == [{"pkg/mod2.py"}, {"pkg/moved.py"}]  # the rest copied
+        fresh = ChunkColumns(corpus.chunks)
+        for name in (*PER_CHUNK, "definitions"):
+            assert getattr(columns, name).tobytes() == getattr(fresh, name).tobytes(), name
+        assert columns.definitions.tolist() == definitions.compute(list(corpus.chunks))
+    finally:
+        corpus.close()
+
+
 def test_a_new_index_has_big_pages(tmp_path: Path) -> None:
     """The page size is fixed when the file is made (before WAL mode): big pages make storing the code graph,
     megabytes in one value, cheap."""

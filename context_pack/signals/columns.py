@@ -23,7 +23,13 @@ KIND_CODES = {"imports": IMPORTS, "block": BLOCK, "function": FUNCTION, "method"
 _DTYPES = {  # every column, by name
     "start_lines": np.int64, "file_numbers": np.int64, "kinds": np.int8, "is_test": bool, "is_text": bool,
     "definitions": np.float64, "todo": np.float64, "owners": np.int64, "classes": np.int64,
+    "definition_raw": np.float64,
 }
+# The columns whose values depend on each chunk alone: a build after an edit takes the unchanged files' values
+# from the previous build's columns (`ChunkColumns.patched`) and makes only the edited files' again.
+PER_CHUNK = ("start_lines", "kinds", "is_test", "is_text", "todo", "definition_raw")
+
+Layout = list[tuple[str, str, str, int]]  # per file with chunks, in chunk order: path, content hash, language, count
 
 
 class _Column:
@@ -41,8 +47,10 @@ class ChunkColumns:
     chunks) holds it; `made` names those this one made."""
 
     def __init__(self, chunks: Sequence[Chunk], stored: Mapping[str, np.ndarray] | None = None,
-                 owner_names: Sequence[str] | None = None) -> None:
+                 owner_names: Sequence[str] | None = None, layout: Layout | None = None) -> None:
+        """`layout`: which files' chunks these are (kept with the columns, for `patched`)."""
         self.chunks = chunks
+        self.layout = layout
         self._values: dict[str, np.ndarray] = {}
         self._owner_names = list(owner_names) if owner_names is not None else None
         for name, value in (stored or {}).items():
@@ -69,6 +77,7 @@ class ChunkColumns:
     is_test = _Column()
     is_text = _Column()  # plain text: the language has no grammar
     definitions = _Column()  # `signals.definitions`
+    definition_raw = _Column()  # `signals.definitions.raw`: before the corpus-wide scaling
     todo = _Column()  # `signals.todo`
     classes = _Column()  # the chunk's class (members of one container in one file), numbered; -1 if none or alone
 
@@ -98,8 +107,11 @@ class ChunkColumns:
     def _make_is_text(self) -> np.ndarray:
         return np.fromiter((c.language not in GRAMMARS for c in self.chunks), dtype=bool, count=len(self.chunks))
 
-    def _make_definitions(self) -> list[float]:
-        return definitions.compute(list(self.chunks))
+    def _make_definitions(self) -> np.ndarray:
+        return definitions.normalise(self.definition_raw)
+
+    def _make_definition_raw(self) -> list[float]:
+        return definitions.raw(self.chunks)
 
     def _make_todo(self) -> list[float]:
         return todo.compute(list(self.chunks))
@@ -132,6 +144,9 @@ class ChunkColumns:
     def to_bytes(self) -> bytes:
         """The columns had so far, as an .npz (read back without pickle)."""
         arrays = dict(self._values)
+        if self.layout is not None:
+            arrays["layout"] = np.frombuffer(json.dumps(self.layout, ensure_ascii=False).encode(
+                "utf-8", "surrogatepass"), dtype=np.uint8)
         if "owners" in arrays:
             names = json.dumps(self._owner_names, ensure_ascii=False).encode("utf-8", "surrogatepass")
             arrays["owner_names"] = np.frombuffer(names, dtype=np.uint8)
@@ -157,3 +172,39 @@ class ChunkColumns:
             if name in stored and len(stored[name]) and int(np.min(stored[name])) < -1:
                 raise ValueError(f"bad {name}")
         return cls(chunks, stored, owner_names)
+
+    @classmethod
+    def patched(cls, chunks: Sequence[Chunk], layout: Layout, previous: bytes) -> ChunkColumns:
+        """Columns for `chunks` (laid out as `layout` says) from an earlier build's (`previous`, with its
+        layout): each `PER_CHUNK` column it kept is copied for the files whose path, content, language and
+        chunk count are as then, and made for the others' chunks. What it did not keep is made when read.
+        Raises ValueError (or what numpy raises) on a damaged value."""
+        with np.load(io.BytesIO(previous), allow_pickle=False) as arrays:
+            if "layout" not in arrays.files:
+                raise ValueError("no layout")
+            old_layout = json.loads(arrays["layout"].tobytes().decode("utf-8", "surrogatepass"))
+            kept = {name: arrays[name] for name in PER_CHUNK if name in arrays.files}
+        if not isinstance(old_layout, list) or not all(
+                isinstance(row, list) and len(row) == 4 and all(isinstance(v, str) for v in row[:3])
+                and isinstance(row[3], int) and row[3] >= 0 for row in old_layout):
+            raise ValueError("bad layout")
+        old_total = sum(row[3] for row in old_layout)
+        if sum(count for *_, count in layout) != len(chunks) or any(len(v) != old_total for v in kept.values()):
+            raise ValueError("layout does not fit")
+        where: dict[tuple[str, str, str, int], int] = {}
+        offset = 0
+        for path, digest, language, count in old_layout:
+            where[(path, digest, language, count)] = offset
+            offset += count
+        pieces: dict[str, list[np.ndarray]] = {name: [] for name in kept}
+        start = 0
+        for path, digest, language, count in layout:
+            old = where.get((path, digest, language, count))
+            fresh = ChunkColumns(chunks[start:start + count]) if old is None else None
+            for name, values in kept.items():
+                pieces[name].append(values[old:old + count] if fresh is None else fresh._column(name))
+            start += count
+        columns = cls(chunks, {name: np.concatenate(parts) if parts else np.zeros(0, dtype=_DTYPES[name])
+                               for name, parts in pieces.items()}, layout=layout)
+        columns.made.extend(name for name in kept if name in columns._values)
+        return columns

@@ -485,6 +485,11 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
                       max_file_size=config.max_file_size, skip_secret_files=config.redact,
                       known=known if seen else None)
         lap("walk")
+        if config.redact and not seen:  # nothing indexed: every file will be scanned for secrets
+            from . import secrets as secret_scan
+
+            if sum(f.size for f in walked.files) >= secret_scan.MULTI_PATTERN_MIN_BYTES:
+                secret_scan.compile_in_background()  # while the files are read
         history = history_job.result()
         blobs = blobs_job.result() if history.available else {}
     if not config.redact:

@@ -152,8 +152,13 @@ def test_a_build_whose_workers_scan_in_one_pass_redacts_the_same(secret_repo: Pa
     before = context_pack.build(secret_repo, budget=4000, use_cache=False).to_json_dict()
     monkeypatch.setattr(secrets, "MULTI_PATTERN_MIN_BYTES", 0)  # this small repo's parse counts as large
     monkeypatch.setattr(secrets, "_scanner", None)
+    secrets._multi_pattern.cache_clear()
+    started = []
+    in_background = secrets.compile_in_background
+    monkeypatch.setattr(secrets, "compile_in_background", lambda: started.append(1) or in_background())
     after = context_pack.build(secret_repo, budget=4000, use_cache=False).to_json_dict()
-    assert secrets._scanner is not None  # compiled before the workers forked, and used by them
+    assert started == [1]  # compiling began while the scan read the files (nothing was indexed) ...
+    assert secrets._compiling is None and secrets._scanner is not None  # ... and ended before the workers forked
     assert after == before
     assert len(after["redactions"]) >= 9
     assert_no_value(after["text"])

@@ -91,8 +91,9 @@ class Corpus:
 
     @property
     def columns(self) -> ChunkColumns:
-        """The chunks' columns (`signals.columns`): those kept in the index for these very chunks, the rest
-        made when read (`remember_columns` keeps them)."""
+        """The chunks' columns (`signals.columns`): those kept in the index for these very chunks, or patched
+        from those of the build before (the per-chunk ones, after an edit); the rest made when read
+        (`remember_columns` keeps them)."""
         if self._columns is None:
             from .signals.columns import ChunkColumns
 

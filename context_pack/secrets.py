@@ -160,8 +160,8 @@ _compiling: threading.Thread | None = None
 
 def compile_in_background() -> None:
     """Start compiling the one-pass scanner in a thread, for a build that will scan megabytes: Hyperscan
-    compiles without holding the GIL (measured), so the ~0.08 s overlap the build's file reading. `warm_up`
-    waits for it."""
+    compiles without holding the GIL (measured), so its ~0.08 s overlap the build's reading of the files.
+    `warm_up` waits for it."""
     global _compiling
     if _compiling is None and _scanner is None:
         _plugins()  # the detectors' patterns, in this thread: that part is Python

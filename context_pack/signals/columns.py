@@ -1,6 +1,7 @@
 """Per-chunk columns that the ranking reads of every chunk: line, file, kind, test, text, definitions, TODOs,
 class. Each is a pass over ~10^5 chunk objects (10–40 ms on Django); they depend only on the chunks, so the
-index keeps them for the next build of the same files (`Corpus.columns`), which then reads arrays.
+index keeps them for the next build of the same files (`Corpus.columns`), which then reads arrays. After an
+edit, the next build copies the unchanged files' values of the per-chunk columns (`ChunkColumns.patched`).
 """
 
 from __future__ import annotations

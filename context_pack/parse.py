@@ -220,9 +220,10 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
     by_name_node: dict[tuple[int, int], _Def] = {}
     references = facts.references
     for _, captures in matches:
-        if len(captures) == 1 and "reference" in captures:  # most matches: a bare reference
-            for node in captures["reference"]:
-                references.setdefault(node.start_point.row, []).append(node.text.decode("utf-8", "replace"))
+        if len(captures) == 1 and (bare := captures.get("reference")) is not None:  # most matches: a bare reference
+            for node in bare:  # (slicing the source: `node.text` costs twice as much)
+                references.setdefault(node.start_point.row, []).append(
+                    source[node.start_byte:node.end_byte].decode("utf-8", "replace"))
             continue
         kind = next((name[len("definition."):] for name in captures if name.startswith("definition.")), None)
         if kind is not None and captures.get("name"):

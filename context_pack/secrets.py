@@ -333,8 +333,10 @@ def _candidate_lines(text: str, scanner: Any) -> dict[int, set[int]]:
     lines = text.split("\n")
     alike = list(lines)
     rest = [""] * len(lines)
+    # Without separators anywhere in the text, a line is alike when it is ASCII (most files: one check per line).
+    like_bytes = _like_bytes if any(separator in text for separator in _SEPARATORS) else str.isascii
     for row, line in enumerate(lines):
-        if not _like_bytes(line):
+        if not like_bytes(line):
             alike[row], rest[row] = "", line
     candidates = _scanned_lines("\n".join(alike).encode("ascii"), scanner)
     for row, plugins in _matched_lines("\n".join(rest)).items():

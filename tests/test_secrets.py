@@ -122,7 +122,8 @@ def test_the_one_pass_scanner_finds_what_the_pattern_passes_find(monkeypatch: py
     scanner = secrets._multi_pattern()
     assert scanner is not None  # installed with ctxpack, and takes every pattern
     texts = [one_secret_per_detector(), SETTINGS.replace("\n", "\r\n"), "é" * 5000 + SETTINGS, "", SETTINGS,
-             "npm = '//registry.npmjs.org/:_authToken=\x1cnpm_" + "k" * 36 + "'\n"]
+             "npm = '//registry.npmjs.org/:_authToken=\x1cnpm_" + "k" * 36 + "'\n",
+             "# é\nnpm = '//registry.npmjs.org/:_authToken=\x1cnpm_" + "k" * 36 + "'\n"]
     for text in texts:
         by_re = secrets._matched_lines(text)
         by_scan = secrets._candidate_lines(text, scanner)

@@ -31,7 +31,7 @@ from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
 from .render import Style, normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .staged import StagedChange, read_staged, without_files
-from .tokens import CachedTokenizer, Tokenizer, get_tokenizer
+from .tokens import CachedTokenizer, Tokenizer, check_spec, get_tokenizer
 from .walk import read_source, walk
 
 # numpy, the parser and the ranking are imported where used: a build whose pack is cached needs none.
@@ -883,6 +883,7 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
         if query and query.strip() and found.unchanged:
             _prefetch_bm25(found.index, query)
         elif found.jobs:
+            check_spec(config.tokenizer)  # a mistaken tokenizer fails at once, before any worker starts
             found.start_parsing(config)  # the workers parse while the tokenizer loads
         # A bad tokenizer fails now, not after the parse (it is cached for the pack); its vocabulary is kept in
         # the index (not in an in-memory one: nothing would read it again).

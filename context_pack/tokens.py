@@ -77,8 +77,7 @@ class TiktokenTokenizer(_Identified):
         try:
             self._encoding = kept if kept is not None else tiktoken.get_encoding(encoding_name)
         except ValueError as exc:  # unknown encoding name
-            raise UsageError(f"unknown tiktoken encoding {encoding_name!r} (known: "
-                             f"{', '.join(tiktoken.list_encoding_names())})") from exc
+            raise _unknown_encoding(encoding_name) from exc
         except Exception as exc:  # offline: the BPE file is not cached and cannot be downloaded
             cache = os.environ.get("TIKTOKEN_CACHE_DIR")
             where = f"TIKTOKEN_CACHE_DIR={cache}" if cache else "TIKTOKEN_CACHE_DIR is unset"
@@ -352,9 +351,36 @@ def _load_tokenizer(spec: str, vocabularies: BlobStore | None) -> Tokenizer:
         return TiktokenTokenizer(argument, vocabularies)
     factory = _FACTORIES.get(kind)
     if factory is None or not argument:
-        raise UsageError(f"unknown tokenizer {spec!r} (expected tiktoken:NAME, hf:PATH, gguf:PATH or "
-                         f"backend:URL, e.g. {DEFAULT_TOKENIZER})")
+        raise _unknown_spec(spec)
     return factory(argument)
+
+
+def check_spec(spec: str) -> None:
+    """Raise the UsageError `get_tokenizer` would for an unknown kind, an unknown tiktoken encoding or a
+    missing path, without loading anything: a build checks before it starts its parse workers."""
+    kind, _, argument = spec.partition(":")
+    if kind == "backend" and argument:
+        return  # only the server can say
+    if kind not in _FACTORIES or not argument:
+        raise _unknown_spec(spec)
+    if kind == "tiktoken":
+        import tiktoken
+
+        if argument not in tiktoken.list_encoding_names():
+            raise _unknown_encoding(argument)
+    else:
+        _existing_path(kind, argument)
+
+
+def _unknown_spec(spec: str) -> UsageError:
+    return UsageError(f"unknown tokenizer {spec!r} (expected tiktoken:NAME, hf:PATH, gguf:PATH or backend:URL, "
+                      f"e.g. {DEFAULT_TOKENIZER})")
+
+
+def _unknown_encoding(name: str) -> UsageError:
+    import tiktoken
+
+    return UsageError(f"unknown tiktoken encoding {name!r} (known: {', '.join(tiktoken.list_encoding_names())})")
 
 
 def resolve_spec_path(spec: str, base: Path) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,6 +158,32 @@ def test_library_errors_for_bad_tokenizers(example_repo: Path, tmp_path: Path) -
             context_pack.build(example_repo, budget=1000, tokenizer=spec, use_cache=False)
         assert isinstance(caught.value, UsageError) == (error is UsageError), spec  # exit 2 or exit 1
         assert message in str(caught.value) and "\n" not in str(caught.value), spec
+
+
+def test_a_mistaken_tokenizer_fails_before_any_parse_worker_starts(example_repo: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build starts its parse workers before it loads the tokenizer (both then run at once), but a spec
+    that names no tokenizer (unknown kind or encoding, missing path) fails first; an unusable file is found
+    when loading, after the workers started, and they are stopped."""
+    from context_pack import parallel
+
+    started: list[int] = []
+
+    class Recorded(parallel.ParseRun):
+        def __init__(self, jobs: Any, *args: Any, **kwargs: Any) -> None:
+            if jobs:  # (a run with nothing to parse starts no worker)
+                started.append(1)
+            super().__init__(jobs, *args, **kwargs)
+
+    monkeypatch.setattr(parallel, "ParseRun", Recorded)
+    for error, spec, message in bad_tokenizers(tmp_path):
+        started.clear()
+        with pytest.raises(CtxpackError, match=re.escape(message)):
+            context_pack.build(example_repo, budget=1000, tokenizer=spec, use_cache=False)
+        assert (started == []) == (error is UsageError), spec
+    started.clear()
+    context_pack.build(example_repo, budget=1000, use_cache=False)
+    assert started == [1]
 
 
 def test_cli_missing_tokenizer_exits_2_and_unusable_exits_1(example_repo: Path, tmp_path: Path) -> None:

@@ -44,6 +44,8 @@ def count_todos(text: str) -> int:
     if "TODO" in text or "FIXME" in text or "BUG" in text or "HACK" in text or "XXX" in text:
         return len(TODO_RE.findall(text))
     return 0
+
+
 TEST_DIRS = frozenset({"test", "tests", "testing", "spec", "specs", "__tests__", "test_utils", "testdata"})
 TEST_FILE_RE = re.compile(
     r"(^test_.*\.py$|_test\.py$|^conftest\.py$|_test\.go$|\.(test|spec)\.[cm]?[jt]sx?$|"

@@ -131,10 +131,16 @@ class Corpus:
         return layout if offset == len(self.chunks) else None
 
     def remember_columns(self) -> None:
-        """Keep the columns in the index if this build made any (an in-memory index would not be read again)."""
+        """Keep the columns in the index if this build made any (an in-memory index would not be read again),
+        with those a question reads, so that the first question after this build finds them (cheap to make
+        here when patched: the next build after an edit copies them)."""
+        from .signals.columns import FOR_QUESTIONS
+
         columns = self._columns
         if (columns is not None and columns.made and self.content_key and self.index is not None
                 and self.index.location != ":memory:"):
+            for name in FOR_QUESTIONS:
+                getattr(columns, name)
             self.index.put_derived("columns", self._columns_key(), columns.to_bytes())
             columns.made.clear()
 

@@ -488,8 +488,14 @@ def test_chunk_columns_after_an_edit_are_patched_from_the_previous_build(
     from context_pack.signals import definitions
     from context_pack.signals.columns import PER_CHUNK, ChunkColumns
 
+    def big_class(name: str) -> str:  # longer than class_split_lines: a header and a chunk per method
+        return f"class {name}:\n" + "".join(
+            f"    def step_{k}(self, value):\n" + "".join(f"        value = value + {j}\n" for j in range(14))
+            + "        return value\n\n" for k in range(4))
+
     repo = _graph_repo(tmp_path)
     (repo / "README.md").write_text("# Widgets\n\nTODO: render_2 is slow.\n")
+    (repo / "pkg/engine.py").write_text(big_class("Engine"))
     config = load_config(repo)
 
     def build(query: str) -> None:
@@ -503,17 +509,20 @@ def test_chunk_columns_after_an_edit_are_patched_from_the_previous_build(
     made_for: list[set[str]] = []
     raw = definitions.raw
     monkeypatch.setattr(definitions, "raw", lambda chunks: made_for.append({c.path for c in chunks}) or raw(chunks))
-    (repo / "pkg/mod2.py").write_text((repo / "pkg/mod2.py").read_text() + "\n\ndef extra(x):\n    return x  # TODO\n")
+    (repo / "pkg/mod2.py").write_text(big_class("Extra") + "\n\n" + (repo / "pkg/mod2.py").read_text()
+                                      + "\n\ndef extra(x):\n    return x  # TODO\n")
     os.rename(repo / "pkg/mod3.py", repo / "pkg/moved.py")
     (repo / "pkg/mod4.py").unlink()
     corpus = collect(repo, config)
     try:
         columns = corpus.columns
-        assert set(PER_CHUNK) <= set(columns.made)  # patched, and kept again under the new state
+        assert {*PER_CHUNK, "classes"} <= set(columns.made)  # patched, and kept again under the new state
         assert made_for == [{"pkg/mod2.py"}, {"pkg/moved.py"}]  # the rest copied
         fresh = ChunkColumns(corpus.chunks)
-        for name in (*PER_CHUNK, "definitions"):
+        for name in (*PER_CHUNK, "definitions", "classes"):
             assert getattr(columns, name).tobytes() == getattr(fresh, name).tobytes(), name
+        # Engine's methods (copied) and Extra's (made again) each share a class, numbered as from scratch
+        assert len(set(columns.classes.tolist()) - {-1}) == 2 and (columns.classes >= 0).sum() == 8
         assert columns.definitions.tolist() == definitions.compute(list(corpus.chunks))
     finally:
         corpus.close()

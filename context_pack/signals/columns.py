@@ -27,8 +27,11 @@ _DTYPES = {  # every column, by name
     "definition_raw": np.float64,
 }
 # The columns whose values depend on each chunk alone: a build after an edit takes the unchanged files' values
-# from the previous build's columns (`ChunkColumns.patched`) and makes only the edited files' again.
+# from the previous build's columns (`ChunkColumns.patched`) and makes only the edited files' again. `classes`
+# is patched too (a class lies within one file), then numbered again.
 PER_CHUNK = ("start_lines", "kinds", "is_test", "is_text", "todo", "definition_raw")
+# What a question reads besides: a build that keeps columns makes these too (`Corpus.remember_columns`).
+FOR_QUESTIONS = ("kinds", "is_text", "classes")
 
 Layout = list[tuple[str, str, str, int]]  # per file with chunks, in chunk order: path, content hash, language, count
 
@@ -140,7 +143,7 @@ class ChunkColumns:
         member = np.flatnonzero(group >= 0)
         sizes = np.bincount(group[member], minlength=len(groups))
         group[member[sizes[group[member]] < 2]] = -1  # alone in its class
-        return group
+        return _numbered_in_order(group)
 
     def to_bytes(self) -> bytes:
         """The columns had so far, as an .npz (read back without pickle)."""
@@ -177,14 +180,17 @@ class ChunkColumns:
     @classmethod
     def patched(cls, chunks: Sequence[Chunk], layout: Layout, previous: bytes) -> ChunkColumns:
         """Columns for `chunks` (laid out as `layout` says) from an earlier build's (`previous`, with its
-        layout): each `PER_CHUNK` column it kept is copied for the files whose path, content, language and
-        chunk count are as then, and made for the others' chunks. What it did not keep is made when read.
+        layout): each `PER_CHUNK` column it kept, and `classes`, is copied for the files whose path, content,
+        language and chunk count are as then, and made for the others' chunks. What it did not keep is made
+        when read.
         Raises ValueError (or what numpy raises) on a damaged value."""
         with np.load(io.BytesIO(previous), allow_pickle=False) as arrays:
             if "layout" not in arrays.files:
                 raise ValueError("no layout")
             old_layout = json.loads(arrays["layout"].tobytes().decode("utf-8", "surrogatepass"))
-            kept = {name: arrays[name] for name in PER_CHUNK if name in arrays.files}
+            kept = {name: arrays[name] for name in (*PER_CHUNK, "classes") if name in arrays.files}
+        if "classes" in kept and len(kept["classes"]) and int(kept["classes"].min()) < -1:
+            raise ValueError("bad classes")
         if not isinstance(old_layout, list) or not all(
                 isinstance(row, list) and len(row) == 4 and all(isinstance(v, str) for v in row[:3])
                 and isinstance(row[3], int) and row[3] >= 0 for row in old_layout):
@@ -198,14 +204,38 @@ class ChunkColumns:
             where[(path, digest, language, count)] = offset
             offset += count
         pieces: dict[str, list[np.ndarray]] = {name: [] for name in kept}
+        next_group = int(kept["classes"].max(initial=-1)) + 1 if "classes" in kept else 0
         start = 0
         for path, digest, language, count in layout:
             old = where.get((path, digest, language, count))
             fresh = ChunkColumns(chunks[start:start + count]) if old is None else None
             for name, values in kept.items():
-                pieces[name].append(values[old:old + count] if fresh is None else fresh._column(name))
+                if fresh is None:
+                    pieces[name].append(values[old:old + count])
+                elif name == "classes":  # a class lies within one file: the file's own, numbered past the rest
+                    numbers = fresh.classes
+                    pieces[name].append(np.where(numbers >= 0, numbers + next_group, -1))
+                    next_group += int(numbers.max(initial=-1)) + 1
+                else:
+                    pieces[name].append(fresh._column(name))
             start += count
-        columns = cls(chunks, {name: np.concatenate(parts) if parts else np.zeros(0, dtype=_DTYPES[name])
-                               for name, parts in pieces.items()}, layout=layout)
+        values = {name: np.concatenate(parts) if parts else np.zeros(0, dtype=_DTYPES[name])
+                  for name, parts in pieces.items()}
+        if "classes" in values:  # copied numbers stay apart from fresh ones (+ next), then are renumbered
+            values["classes"] = _numbered_in_order(values["classes"])
+        columns = cls(chunks, values, layout=layout)
         columns.made.extend(name for name in kept if name in columns._values)
         return columns
+
+
+def _numbered_in_order(group: np.ndarray) -> np.ndarray:
+    """Group numbers 0, 1, 2, ... in the order each group first appears; -1 stays."""
+    member = group >= 0
+    if not member.any():
+        return group
+    numbers, first = np.unique(group[member], return_index=True)
+    rank = np.empty(len(numbers), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(numbers))
+    out = group.copy()
+    out[member] = rank[np.searchsorted(numbers, group[member])]
+    return out

@@ -14,7 +14,7 @@ A build that parses megabytes (`warm_up(scan_bytes)`) finds those lines with Hyp
 installed: all ~35 patterns in one pass, compiled in prefilter mode, which reports every match of each pattern
 and may report more, never fewer. It scans bytes, so lines with characters beyond ASCII still go through `re`.
 The lines are then checked as before, so the findings are the same; on the standard library (31 MB), `find`
-over every file takes 0.45 s instead of 1.23 s.
+over every file takes 0.31 s instead of 1.23 s.
 
 Redaction replaces the secret's characters on its line with `[REDACTED:<kind>]` and never changes the number
 of lines, so line numbers, chunks and the index stay those of the file. A private key is redacted from its

@@ -248,7 +248,7 @@ def _collect(matches: Sequence[tuple[int, dict[str, list[Any]]]], source: bytes,
             by_name_node[key] = _Def(kind, name, node, node.start_byte, node.end_byte, _comment_start(node, lines),
                                      start_row, max(start_row, _end_row(node)), scope)
         for node in captures.get("reference", ()):
-            facts.references.setdefault(node.start_point.row, []).append(_node_text(node, source))
+            references.setdefault(node.start_point.row, []).append(_node_text(node, source))
         for node in captures.get("import", ()):
             for row in range(node.start_point.row, _end_row(node) + 1):
                 facts.import_rows.add(row)

@@ -328,13 +328,14 @@ def _candidate_lines(text: str, scanner: Any) -> dict[int, set[int]]:
     """Line -> the plugins whose patterns may match it: one Hyperscan pass over the lines where bytes match
     as characters do, and `re` (`_matched_lines`) over the others, if any. A finding lies within one line
     (detect-secrets scans lines), so scanning each kind of line with the others blanked loses none."""
-    if _like_bytes(text):
+    has_separator = any(separator in text for separator in _SEPARATORS)
+    if text.isascii() and not has_separator:  # (`_like_bytes` of the whole text)
         return _scanned_lines(text.encode("ascii"), scanner)
     lines = text.split("\n")
     alike = list(lines)
     rest = [""] * len(lines)
     # Without separators anywhere in the text, a line is alike when it is ASCII (most files: one check per line).
-    like_bytes = _like_bytes if any(separator in text for separator in _SEPARATORS) else str.isascii
+    like_bytes = _like_bytes if has_separator else str.isascii
     for row, line in enumerate(lines):
         if not like_bytes(line):
             alike[row], rest[row] = "", line

@@ -21,6 +21,7 @@ import context_pack
 from conftest import git, init_repo, run_cli
 from context_pack.config import load_config
 from context_pack.pipeline import collect
+from context_pack.terms import chunk_document
 
 
 def snapshot(repo: Path, query: str | None = None) -> tuple[dict, dict]:
@@ -541,6 +542,41 @@ def test_a_new_index_has_big_pages(tmp_path: Path) -> None:
     assert PAGE_SIZE > 4096  # SQLite's default
 
 
+def test_a_big_write_is_copied_into_the_db_file_by_a_thread_the_close_waits_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit never copies the WAL into the db file; an update that leaves a big WAL has a thread copy it
+    while the build goes on, and closing the index waits for it."""
+    from context_pack import index as index_module
+
+    repo = _graph_repo(tmp_path)
+    db_path = repo / ".ctxpack" / "index.db"
+    corpus = collect(repo, load_config(repo))
+    try:  # a small WAL: no thread, the closing connection copies it
+        assert corpus.index.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        assert corpus.index._checkpoint is None
+    finally:
+        corpus.close()
+    assert not Path(f"{db_path}-wal").exists()
+
+    copied: list[str] = []
+    real = index_module._checkpoint
+    monkeypatch.setattr(index_module, "CHECKPOINT_BYTES", 1)
+    monkeypatch.setattr(index_module, "_checkpoint", lambda location: copied.append(location) or real(location))
+    (repo / "pkg/mod1.py").write_text("def changed():\n    return 1\n")
+    corpus = collect(repo, load_config(repo))
+    try:
+        thread = corpus.index._checkpoint
+        assert thread is not None and copied == [str(db_path)]
+        thread.join()
+        # With the build's connection still open, the db file alone (the WAL ignored) holds the edit.
+        with sqlite3.connect(f"{db_path.as_uri()}?mode=ro&immutable=1", uri=True) as db:
+            (names,) = db.execute("SELECT names FROM files WHERE path = 'pkg/mod1.py'").fetchone()
+        assert "changed" in names
+    finally:
+        corpus.close()
+    assert corpus.index._checkpoint is None and not Path(f"{db_path}-wal").exists()
+
+
 def test_graph_work_imports_no_scipy(tmp_path: Path) -> None:
     """Making, patching and ranking the graph, and a focus, need numpy alone (scipy.sparse takes ~0.12 s to
     import, as much as the rest of the graph work after a one-file change)."""
@@ -610,8 +646,12 @@ def _full_text_spans(corpus: Any) -> list[tuple[str, int, int]]:
     rowid span, one row per chunk in order."""
     db = corpus.index.db
     spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
-    rows = db.execute("SELECT rowid, path, ordinal FROM terms ORDER BY rowid").fetchall()
-    assert rows == [(rowid, path, rowid - first) for path, first, last in spans for rowid in range(first, last + 1)]
+    rows = db.execute("SELECT rowid, body FROM terms ORDER BY rowid").fetchall()
+    chunks: dict[str, list[Any]] = {}
+    for chunk in corpus.chunks:
+        chunks.setdefault(chunk.path, []).append(chunk)
+    assert rows == [(rowid, chunk_document(corpus.with_text(chunks[path][rowid - first])))
+                    for path, first, last in spans for rowid in range(first, last + 1)]
     return spans
 
 

@@ -490,7 +490,7 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
         blobs_job = pool.submit(tracked_blobs, root_path.resolve())
         walked = walk(root_path, include=config.include, exclude=config.exclude,
                       max_file_size=config.max_file_size, skip_secret_files=config.redact,
-                      known=known if seen else None)
+                      known=known if seen else None, keep_read=True)
         lap("walk")
         if config.redact and not seen:  # nothing indexed: every file will be scanned for secrets
             from . import secrets as secret_scan
@@ -512,12 +512,17 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
     present: list[File] = []
     for file in walked.files:
         language = file.language or "text"
-        try:
-            info = os.stat(root_dir / file.path)
-        except OSError as exc:  # deleted since the walk
-            walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
-            continue
-        stat = Stat(info.st_size, info.st_mtime_ns)
+        read = walked.read.pop(file.path, None)  # read whole by the walk, with its stat from before the read
+        source: bytes | None = read[0] if read is not None else None
+        if read is not None:
+            stat = Stat(read[1], read[2])
+        else:
+            try:
+                info = os.stat(root_dir / file.path)
+            except OSError as exc:  # deleted since the walk
+                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
+                continue
+            stat = Stat(info.st_size, info.st_mtime_ns)
         entry = stored.get(file.path)
         fresh = entry is not None and entry.language == language
         if fresh and entry is not None and entry.stat == stat:
@@ -530,11 +535,12 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
             restat[file.path] = stat
             present.append(file)
             continue
-        try:
-            source = read_source(root_dir / file.path, config.max_file_size)
-        except OSError as exc:  # deleted, swapped for a FIFO, grown or locked since the walk
-            walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
-            continue
+        if source is None:
+            try:
+                source = read_source(root_dir / file.path, config.max_file_size)
+            except OSError as exc:  # deleted, swapped for a FIFO, grown or locked since the walk
+                walked.skip("vanished" if isinstance(exc, FileNotFoundError) else "unreadable", file.path)
+                continue
         digest = blob if blob is not None else content_hash(source)
         present.append(file)
         if fresh and entry is not None and entry.hash == digest:

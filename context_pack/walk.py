@@ -67,6 +67,9 @@ class WalkResult:
     root: Path
     files: list[File]
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> paths
+    # Files read whole to classify them: path -> (bytes, size, mtime_ns), stat taken before the read. The
+    # scan takes them rather than open each file again (a cold stdlib walk: 2,000 reads fewer).
+    read: dict[str, tuple[bytes, int, int]] = field(default_factory=dict)
 
     def skip(self, reason: str, path: str) -> None:
         self.skipped.setdefault(reason, []).append(path)
@@ -79,11 +82,13 @@ def walk(
     max_file_size: int = 1_000_000,
     skip_secret_files: bool = True,
     known: Callable[[str, int, int], bool] | None = None,
+    keep_read: bool = False,
 ) -> WalkResult:
     """List the source files under `root`, sorted by path.
 
     `known(rel, size, mtime_ns)` says a file was taken before with this stat (the index knows it): its
-    first bytes are not read again to classify it.
+    first bytes are not read again to classify it. `keep_read`: every other file taken is read whole, and
+    kept in `WalkResult.read` for the caller (a build, which reads them next); else only their first bytes.
 
     Raises UsageError for a root that does not exist, CtxpackError for a bare git repository or a git
     directory (there is no work tree to read).
@@ -129,10 +134,12 @@ def walk(
             if _is_folder(os.path.join(root, rel)):  # git lists a submodule as its folder
                 result.skip("submodule", rel)
             continue  # not a source or text format we know; name it with --include to take it anyway
-        reason, size = _classify(root, rel, max_file_size, known)
+        reason, size, read = _classify(root, rel, max_file_size, known, keep_read)
         if reason:
             result.skip(reason, rel)
             continue
+        if read is not None:
+            result.read[rel] = read
         chosen.append((rel, size))
 
     header_is_cpp = repo_has_cpp(rel for rel, _ in chosen)
@@ -232,50 +239,52 @@ def _name_skip(name: str) -> str | None:
     return None
 
 
-def _classify(root: Path, rel: str, max_file_size: int,
-              known: Callable[[str, int, int], bool] | None = None) -> tuple[str | None, int]:
-    """A skip reason for the file from what it is and its first bytes, or None with its size."""
+def _classify(root: Path, rel: str, max_file_size: int, known: Callable[[str, int, int], bool] | None = None,
+              whole: bool = False) -> tuple[str | None, int, tuple[bytes, int, int] | None]:
+    """A skip reason for the file from what it is and its first bytes, or None; its size; and with `whole`,
+    if it is taken and was read, (its bytes, size, mtime_ns)."""
     where = os.path.join(root, rel)  # a Path only where one is needed: the walk classifies every file
     try:
         info = os.lstat(where)
     except FileNotFoundError:
-        return "vanished", 0  # listed, then deleted before we looked
+        return "vanished", 0, None  # listed, then deleted before we looked
     except OSError:
-        return "unreadable", 0
+        return "unreadable", 0, None
     linked = stat.S_ISLNK(info.st_mode)
     if linked:
         try:
             target = Path(where).resolve(strict=True)
             info = target.stat()
         except (OSError, RuntimeError):  # a dangling link, or a loop
-            return "broken link", 0
+            return "broken link", 0, None
         if not target.is_relative_to(root):
-            return "link out of root", 0
+            return "link out of root", 0, None
     if stat.S_ISDIR(info.st_mode):
-        return ("submodule" if os.path.exists(os.path.join(where, ".git")) else "not a regular file"), 0
+        return ("submodule" if os.path.exists(os.path.join(where, ".git")) else "not a regular file"), 0, None
     if not stat.S_ISREG(info.st_mode):
-        return "not a regular file", 0  # FIFO, socket, device: never opened
+        return "not a regular file", 0, None  # FIFO, socket, device: never opened
     if info.st_size > max_file_size:
-        return "too large", info.st_size
+        return "too large", info.st_size, None
     if known is not None and not linked and known(rel, info.st_size, info.st_mtime_ns):
-        return None, info.st_size  # unchanged since it was classified and indexed
+        return None, info.st_size, None  # unchanged since it was classified and indexed
     try:
-        head = read_source(Path(where), max_file_size, limit=HEAD_BYTES)
+        data = read_source(Path(where), max_file_size, limit=None if whole else HEAD_BYTES)
     except FileNotFoundError:
-        return "vanished", 0
+        return "vanished", 0, None
     except OSError as exc:
-        return ("not a regular file" if exc.errno == errno.EINVAL else "unreadable"), 0
+        return ("not a regular file" if exc.errno == errno.EINVAL else "unreadable"), 0, None
+    head = data[:HEAD_BYTES]
     if b"\0" in head or _looks_binary(head):
-        return "binary", info.st_size
+        return "binary", info.st_size, None
     # A partial last line longer than the limit is a long line too.
     lines = head.split(b"\n")
     if len(head) > MINIFIED_MEAN_LINE * len(lines) and any(len(line) > MINIFIED_LINE for line in lines):
-        return "minified", info.st_size
+        return "minified", info.st_size, None
     for markers, line_count in GENERATED_HEADERS:
         header = b"\n".join(lines[:line_count])
         if any(marker in header for marker in markers):
-            return "generated", info.st_size
-    return None, info.st_size
+            return "generated", info.st_size, None
+    return None, info.st_size, (data, info.st_size, info.st_mtime_ns) if whole else None
 
 
 def _is_folder(path: str) -> bool:

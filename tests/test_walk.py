@@ -34,6 +34,20 @@ def test_tracked_but_deleted_file_is_not_listed(tmp_path: Path) -> None:
     assert paths(result) == ["a.py"]
 
 
+def test_a_walk_for_a_build_keeps_what_it_read_whole(tmp_path: Path) -> None:
+    """`keep_read`: each file taken is read whole once, with its stat, for the build; skipped files and
+    files the index knows are not kept. Without it, only first bytes are read and nothing is kept."""
+    long_text = "x = 1\n" * 3000  # longer than the first bytes classification needs
+    repo = init_repo(tmp_path / "r", {"a.py": long_text, "b.py": "y = 2\n", "blob.bin.py": "\0\1\2" * 10})
+    known_stat = os.stat(repo / "b.py")
+    result = walk(repo, keep_read=True, known=lambda rel, size, mtime: (
+        rel == "b.py" and (size, mtime) == (known_stat.st_size, known_stat.st_mtime_ns)))
+    assert paths(result) == ["a.py", "b.py"]
+    info = os.stat(repo / "a.py")
+    assert result.read == {"a.py": (long_text.encode(), info.st_size, info.st_mtime_ns)}
+    assert walk(repo).read == {}
+
+
 def test_plain_directory_honours_nested_gitignore(tmp_path: Path) -> None:
     root = tmp_path / "plain"
     files = {"a.py": "", "sub/b.py": "", "sub/c.py": "", "sub/.gitignore": "c.py\n", ".gitignore": "*.tmp.py\n",

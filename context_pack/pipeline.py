@@ -484,19 +484,30 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
     def known(rel: str, size: int, mtime_ns: int) -> bool:
         return seen.get(rel) == (size, mtime_ns)
 
+    taken: int | None = 0  # bytes the walk has taken; None once the scanner compiles
+
+    def on_taken(size: int) -> None:
+        """Nothing indexed: every file will be scanned for secrets. Once the walk has taken enough for the
+        one-pass scanner to pay, it compiles in a thread while the walk goes on reading files."""
+        nonlocal taken
+        if taken is None:
+            return
+        from . import secrets as secret_scan
+
+        taken += size
+        if taken >= secret_scan.MULTI_PATTERN_MIN_BYTES:
+            secret_scan.compile_in_background()
+            taken = None
+
     # git's answers for recency and for content hashes come from processes that run while the walk works.
     with ThreadPoolExecutor(max_workers=2) as pool:
         history_job = pool.submit(read_history, root_path.resolve())
         blobs_job = pool.submit(tracked_blobs, root_path.resolve())
         walked = walk(root_path, include=config.include, exclude=config.exclude,
                       max_file_size=config.max_file_size, skip_secret_files=config.redact,
-                      known=known if seen else None, keep_read=True)
+                      known=known if seen else None, keep_read=True,
+                      on_taken=on_taken if config.redact and not seen else None)
         lap("walk")
-        if config.redact and not seen:  # nothing indexed: every file will be scanned for secrets
-            from . import secrets as secret_scan
-
-            if sum(f.size for f in walked.files) >= secret_scan.MULTI_PATTERN_MIN_BYTES:
-                secret_scan.compile_in_background()  # while the files are read
         history = history_job.result()
         blobs = blobs_job.result() if history.available else {}
     if not config.redact:
@@ -590,6 +601,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
                 progress(done, total)
 
         changed: dict[str, ParsedFile] = {}
+        fresh: dict[str, CachedFile] = {}
         warnings: dict[str, str] = {}
 
         def parse_files() -> Iterator[tuple[str, ParsedFile]]:
@@ -599,8 +611,11 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
             for path, (warning, rows) in results:
                 if warning:
                     warnings[path] = warning
-                changed[path] = ParsedFile(*digests[path], languages[path], rows)
-                yield path, changed[path]
+                changed[path] = parsed = ParsedFile(*digests[path], languages[path], rows)
+                yield path, parsed
+                # Read as the index holds it (below), while the workers parse: the build has a core to spare
+                # only once they are done.
+                fresh[path] = parsed.cached(path)
 
         # Each batch is stored as it comes back, while the workers parse the next ones.
         parsing = parse_files()
@@ -618,7 +633,7 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         lap("store")
     # Fresh parses are read as the index holds them, as every other file is: chunks without their text,
     # references and imports (the corpus reads those from the index when it needs them).
-    cached.update((path, parsed.cached(path)) for path, parsed in changed.items())
+    cached.update((path, fresh[path] if path in fresh else parsed.cached(path)) for path, parsed in changed.items())
 
     chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}

@@ -83,12 +83,14 @@ def walk(
     skip_secret_files: bool = True,
     known: Callable[[str, int, int], bool] | None = None,
     keep_read: bool = False,
+    on_taken: Callable[[int], None] | None = None,
 ) -> WalkResult:
     """List the source files under `root`, sorted by path.
 
     `known(rel, size, mtime_ns)` says a file was taken before with this stat (the index knows it): its
     first bytes are not read again to classify it. `keep_read`: every other file taken is read whole, and
     kept in `WalkResult.read` for the caller (a build, which reads them next); else only their first bytes.
+    `on_taken(size)` hears of each file taken as the walk goes.
 
     Raises UsageError for a root that does not exist, CtxpackError for a bare git repository or a git
     directory (there is no work tree to read).
@@ -140,6 +142,8 @@ def walk(
             continue
         if read is not None:
             result.read[rel] = read
+        if on_taken is not None:
+            on_taken(size)
         chosen.append((rel, size))
 
     header_is_cpp = repo_has_cpp(rel for rel, _ in chosen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from conftest import git, init_repo
 from context_pack.errors import UsageError
-from context_pack.walk import walk
+from context_pack.walk import read_source, walk
 
 
 def paths(result) -> list[str]:
@@ -46,6 +47,22 @@ def test_a_walk_for_a_build_keeps_what_it_read_whole(tmp_path: Path) -> None:
     info = os.stat(repo / "a.py")
     assert result.read == {"a.py": (long_text.encode(), info.st_size, info.st_mtime_ns)}
     assert walk(repo).read == {}
+
+
+def test_read_source_reads_whole_files_whatever_the_size_hint_and_refuses_big_ones(tmp_path: Path) -> None:
+    """The size the walk's stat saw is only a hint: a file that grew since is read to its end (or refused
+    past the limit), one that shrank to what it holds; a limit reads the first bytes."""
+    path = tmp_path / "f.py"
+    data = bytes(range(256)) * 3000  # 768,000 bytes: more than one read's worth after a small hint
+    path.write_bytes(data)
+    for hint in (None, 0, 10, len(data) - 1, len(data), len(data) + 5000):
+        assert read_source(path, 1_000_000, size=hint) == data
+        assert read_source(str(path), 1_000_000, limit=100, size=hint) == data[:100]
+    with pytest.raises(OSError) as raised:
+        read_source(path, len(data) - 1, size=10)
+    assert raised.value.errno == errno.EFBIG
+    path.write_bytes(b"")
+    assert read_source(path, 1_000_000, size=50) == b""
 
 
 def test_plain_directory_honours_nested_gitignore(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePosixPath
 
+from ..lang import name_and_suffix
 from ..repo_facts import RepoFacts
 
 JS_EXTENSIONS = (".ts", ".tsx", ".d.ts", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts")
@@ -90,10 +91,11 @@ def _python_modules(paths: Iterable[str]) -> dict[str, str]:
     """Dotted module name -> file, for every plausible source root (`src/pkg/a.py` is `pkg.a` too)."""
     modules: dict[str, str] = {}
     for path in sorted(paths, key=lambda p: (p.count("/"), p)):
-        pure = PurePosixPath(path)
-        if pure.suffix not in (".py", ".pyi"):
+        suffix = name_and_suffix(path)[1]  # as PurePosixPath has it, without making one per file
+        if suffix not in (".py", ".pyi"):
             continue
-        parts = list(pure.with_suffix("").parts)
+        plain = not (path.startswith(("/", "./")) or path.endswith(("/", "/.")) or "//" in path or "/./" in path)
+        parts = path[:-len(suffix)].split("/") if plain else list(PurePosixPath(path).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         for start in range(len(parts)):

@@ -613,8 +613,8 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
                     warnings[path] = warning
                 changed[path] = parsed = ParsedFile(*digests[path], languages[path], rows)
                 yield path, parsed
-                # Read as the index holds it (below), while the workers parse: the build has a core to spare
-                # only once they are done.
+                # Decoded as the index holds it (below) now, while the workers parse: after them, the build
+                # runs on one core alone, and this would add its whole time.
                 fresh[path] = parsed.cached(path)
 
         # Each batch is stored as it comes back, while the workers parse the next ones.

@@ -280,7 +280,7 @@ def _classify(root: Path, root_name: str, rel: str, max_file_size: int,
     if known is not None and not linked and known(rel, info.st_size, info.st_mtime_ns):
         return None, info.st_size, None  # unchanged since it was classified and indexed
     try:
-        data = read_source(where, max_file_size, limit=None if whole else HEAD_BYTES, size=info.st_size)
+        data = read_source(where, max_file_size, limit=None if whole else HEAD_BYTES)
     except FileNotFoundError:
         return "vanished", 0, None
     except OSError as exc:
@@ -325,10 +325,8 @@ def _looks_binary(head: bytes) -> bool:
     return bad >= 4 and bad > BINARY_SHARE * len(text)
 
 
-def read_source(path: str | os.PathLike[str], max_file_size: int, limit: int | None = None,
-                size: int | None = None) -> bytes:
-    """A file's bytes (the first `limit` of them, if given), read without ever blocking. `size`: what the
-    caller's stat found, a hint of how much there is to read.
+def read_source(path: str | os.PathLike[str], max_file_size: int, limit: int | None = None) -> bytes:
+    """A file's bytes (the first `limit` of them, if given), read without ever blocking.
 
     Opened non-blocking and checked after opening, so a file swapped for a FIFO or a device after the walk
     raises OSError(EINVAL) instead of hanging the build; a file that grew past `max_file_size` since the walk
@@ -336,10 +334,10 @@ def read_source(path: str | os.PathLike[str], max_file_size: int, limit: int | N
     """
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        wanted = limit if limit is not None else max_file_size + 1
-        data = _read_up_to(descriptor, wanted, size)
+        data = _read_up_to(descriptor, limit if limit is not None else max_file_size + 1, info.st_size)
     finally:
         os.close(descriptor)
     if limit is None and len(data) > max_file_size:
@@ -347,11 +345,12 @@ def read_source(path: str | os.PathLike[str], max_file_size: int, limit: int | N
     return data
 
 
-def _read_up_to(descriptor: int, wanted: int, size: int | None) -> bytes:
-    """Up to `wanted` bytes, to the end of the file. The first read asks for one byte more than the size
-    the caller expects, not for `wanted` (a buffer of `wanted` bytes per file costs more than the read)."""
+def _read_up_to(descriptor: int, wanted: int, size: int) -> bytes:
+    """Up to `wanted` bytes, to the end of the file. The first read asks for one byte more than the file's
+    `size`, not for `wanted`: a buffer of `wanted` bytes per file costs more than the read. A file that grew
+    since `size` was taken is read on to its end; one that shrank, to what it holds."""
     pieces = []
-    ask = min(wanted, size + 1) if size is not None else wanted
+    ask = min(wanted, size + 1)
     while wanted > 0:
         piece = os.read(descriptor, ask)
         if not piece:

@@ -49,20 +49,26 @@ def test_a_walk_for_a_build_keeps_what_it_read_whole(tmp_path: Path) -> None:
     assert walk(repo).read == {}
 
 
-def test_read_source_reads_whole_files_whatever_the_size_hint_and_refuses_big_ones(tmp_path: Path) -> None:
-    """The size the walk's stat saw is only a hint: a file that grew since is read to its end (or refused
-    past the limit), one that shrank to what it holds; a limit reads the first bytes."""
+def test_read_source_reads_whole_files_whatever_their_size_said_and_refuses_big_ones(tmp_path: Path) -> None:
+    """The first read is sized from the file's stat: a file that grows past that is still read to its end
+    (or refused past the limit), one that shrank to what it holds; a limit reads the first bytes."""
+    from context_pack import walk as walk_module
+
     path = tmp_path / "f.py"
-    data = bytes(range(256)) * 3000  # 768,000 bytes: more than one read's worth after a small hint
+    data = bytes(range(256)) * 3000  # 768,000 bytes: more than one read's worth after a small size
     path.write_bytes(data)
-    for hint in (None, 0, 10, len(data) - 1, len(data), len(data) + 5000):
-        assert read_source(path, 1_000_000, size=hint) == data
-        assert read_source(str(path), 1_000_000, limit=100, size=hint) == data[:100]
+    for size in (0, 10, len(data) - 1, len(data), len(data) + 5000):  # what a stat before a change saw
+        with open(path, "rb") as handle:
+            assert walk_module._read_up_to(handle.fileno(), 1_000_001, size) == data
+        with open(path, "rb") as handle:
+            assert walk_module._read_up_to(handle.fileno(), 100, size) == data[:100]
+    assert read_source(path, 1_000_000) == data
+    assert read_source(str(path), 1_000_000, limit=100) == data[:100]
     with pytest.raises(OSError) as raised:
-        read_source(path, len(data) - 1, size=10)
+        read_source(path, len(data) - 1)
     assert raised.value.errno == errno.EFBIG
     path.write_bytes(b"")
-    assert read_source(path, 1_000_000, size=50) == b""
+    assert read_source(path, 1_000_000) == b""
 
 
 def test_plain_directory_honours_nested_gitignore(tmp_path: Path) -> None:

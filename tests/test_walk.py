@@ -36,8 +36,9 @@ def test_tracked_but_deleted_file_is_not_listed(tmp_path: Path) -> None:
 
 
 def test_a_walk_for_a_build_keeps_what_it_read_whole(tmp_path: Path) -> None:
-    """`keep_read`: each file taken is read whole once, with its stat, for the build; skipped files and
-    files the index knows are not kept. Without it, only first bytes are read and nothing is kept."""
+    """`keep_read`: each file taken is read whole once, with its stat, for the build; a file the index knows
+    is not read, only its stat kept; skipped files are not kept. Without it, only first bytes are read and
+    nothing is kept."""
     long_text = "x = 1\n" * 3000  # longer than the first bytes classification needs
     repo = init_repo(tmp_path / "r", {"a.py": long_text, "b.py": "y = 2\n", "blob.bin.py": "\0\1\2" * 10})
     known_stat = os.stat(repo / "b.py")
@@ -45,7 +46,8 @@ def test_a_walk_for_a_build_keeps_what_it_read_whole(tmp_path: Path) -> None:
         rel == "b.py" and (size, mtime) == (known_stat.st_size, known_stat.st_mtime_ns)))
     assert paths(result) == ["a.py", "b.py"]
     info = os.stat(repo / "a.py")
-    assert result.read == {"a.py": (long_text.encode(), info.st_size, info.st_mtime_ns)}
+    assert result.read == {"a.py": (long_text.encode(), info.st_size, info.st_mtime_ns),
+                           "b.py": (None, known_stat.st_size, known_stat.st_mtime_ns)}
     assert walk(repo).read == {}
 
 

@@ -523,7 +523,7 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
     present: list[File] = []
     for file in walked.files:
         language = file.language or "text"
-        read = walked.read.pop(file.path, None)  # its stat from the walk (taken before it read the file, if it did)
+        read = walked.taken.pop(file.path, None)  # its stat from the walk (taken before it read the file, if it did)
         source = read[0] if read is not None else None
         if read is not None:
             stat = Stat(read[1], read[2])

@@ -73,7 +73,7 @@ class WalkResult:
     # With `keep_read`, every file taken: path -> (bytes, size, mtime_ns), the stat taken before the read;
     # bytes None for a file `known` let pass unread. The scan takes these rather than open or stat each file
     # again (a cold stdlib walk: 2,000 reads fewer; a warm Django one: 4,000 stats fewer).
-    read: dict[str, tuple[bytes | None, int, int]] = field(default_factory=dict)
+    taken: dict[str, tuple[bytes | None, int, int]] = field(default_factory=dict)
 
     def skip(self, reason: str, path: str) -> None:
         self.skipped.setdefault(reason, []).append(path)
@@ -93,7 +93,7 @@ def walk(
 
     `known(rel, size, mtime_ns)` says a file was taken before with this stat (the index knows it): its
     first bytes are not read again to classify it. `keep_read`: every other file taken is read whole, and
-    kept in `WalkResult.read` with its stat for the caller (a build, which reads them next), as is the stat
+    kept in `WalkResult.taken` with its stat for the caller (a build, which reads them next), as is the stat
     of each known file; else only their first bytes are read, and nothing is kept.
     `on_taken(size)` hears of each file taken as the walk goes.
 
@@ -148,7 +148,7 @@ def walk(
             result.skip(reason, rel)
             continue
         if read is not None:
-            result.read[rel] = read
+            result.taken[rel] = read
         if on_taken is not None:
             on_taken(size)
         chosen.append((rel, size, language))

@@ -182,7 +182,7 @@ def test_files_that_vanish_or_turn_into_fifos_after_the_walk(tmp_path: Path, mon
 
     def walk_then_tamper(*args, **kwargs):  # the real walk, then the race lands between walk and read
         result = walk(*args, **kwargs)
-        result.read.clear()  # as for files the walk does not read whole (those the index knew)
+        result.taken.clear()  # as if the walk had kept nothing: the scan stats and reads each file itself
         (repo / "m1.py").unlink()
         (repo / "m2.py").unlink()
         os.mkfifo(repo / "m2.py")  # opening this for reading would block forever

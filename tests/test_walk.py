@@ -46,9 +46,9 @@ def test_a_walk_for_a_build_keeps_what_it_read_whole(tmp_path: Path) -> None:
         rel == "b.py" and (size, mtime) == (known_stat.st_size, known_stat.st_mtime_ns)))
     assert paths(result) == ["a.py", "b.py"]
     info = os.stat(repo / "a.py")
-    assert result.read == {"a.py": (long_text.encode(), info.st_size, info.st_mtime_ns),
+    assert result.taken == {"a.py": (long_text.encode(), info.st_size, info.st_mtime_ns),
                            "b.py": (None, known_stat.st_size, known_stat.st_mtime_ns)}
-    assert walk(repo).read == {}
+    assert walk(repo).taken == {}
 
 
 def test_read_source_reads_whole_files_whatever_their_size_said_and_refuses_big_ones(tmp_path: Path) -> None:

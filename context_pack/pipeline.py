@@ -25,7 +25,7 @@ from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
-from .index import CachedFile, Index, ParsedFile, Stat, content_hash
+from .index import CachedFile, ChunkList, Index, ParsedFile, Stat, chunk_paths, content_hash
 from .lang import GRAMMARS, query_source
 from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
 from .render import Style, normalise_format
@@ -55,7 +55,7 @@ class Corpus:
 
     root: Path
     files: list[File]
-    chunks: list[Chunk]
+    chunks: ChunkList
     line_counts: dict[str, int]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -65,15 +65,14 @@ class Corpus:
     parsed_files: int = 0  # how many files this build had to parse
     structure_key: str = ""  # what the code graph depends on: every file's structure digest, and repo facts
     # Every chunk comes as the index holds it, without its text, references and imports (ranking reads none
-    # of them; packing reads the text, a graph rebuild the links): path -> (hash, text lengths) of each file
-    # that has chunks.
-    textless: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    # of them; packing reads the text, a graph rebuild the links): path -> the file as the index holds it, for
+    # each file that has chunks, in corpus order.
+    textless: dict[str, CachedFile] = field(default_factory=dict)
     structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
     content_key: str = ""  # what the chunks depend on: the parse fingerprint, every file's path, language, hash
     _graph: CodeGraph | None = None
     _columns: ChunkColumns | None = None
     _texts: dict[str, dict[int, tuple[str, index_module.Details]]] = field(default_factory=dict)  # by line
-    _by_path: dict[str, list[Chunk]] | None = None
     _spans: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _term_spans
     _count_store: index_module.CountCache | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
@@ -116,19 +115,9 @@ class Corpus:
                 log.warning("ignoring damaged cached chunk columns; making them again")
         return self._columns
 
-    def _layout(self) -> list[tuple[str, str, str, int]] | None:
-        """Per file with chunks, in chunk order: path, content hash, language and chunk count; None for
-        chunks that are not the index's files in order."""
-        layout = []
-        offset = 0
-        for file in self.files:
-            if file.path in self.textless:
-                digest, lengths = self.textless[file.path]
-                if offset >= len(self.chunks) or self.chunks[offset].path != file.path:
-                    return None
-                layout.append((file.path, digest, self.chunks[offset].language, len(lengths)))
-                offset += len(lengths)
-        return layout if offset == len(self.chunks) else None
+    def _layout(self) -> list[tuple[str, str, str, int]]:
+        """Per file with chunks, in chunk order: path, content hash, language and chunk count."""
+        return [(path, entry.hash, entry.language, entry.count) for path, entry in self.textless.items()]
 
     def remember_columns(self) -> None:
         """Keep the columns in the index if this build made any (an in-memory index would not be read again),
@@ -232,7 +221,7 @@ class Corpus:
 
     def links_of(self, paths: Sequence[str]) -> dict[str, list[Links]]:
         """Each chunk's (references, imports) of these files, read from the index (chunks come without them)."""
-        wanted = {path: (self.textless[path][0], len(self.textless[path][1])) for path in paths
+        wanted = {path: (self.textless[path].hash, self.textless[path].count) for path in paths
                   if path in self.textless}
         stored = self.index.all_links(wanted) if wanted and self.index is not None else {}
         links: dict[str, list[Links]] = {}
@@ -253,11 +242,11 @@ class Corpus:
             return chunk
         by_line = self._texts.get(chunk.path)
         if by_line is None:
-            digest, lengths = self.textless[chunk.path]
-            bodies = self.index.bodies(chunk.path, digest, lengths) if self.index is not None else None
+            entry = self.textless[chunk.path]
+            bodies = self.index.bodies(chunk.path, entry.hash, entry.lengths) if self.index is not None else None
             if bodies is None:
                 raise CtxpackError(f"the index changed under this build ({chunk.path}); run it again")
-            starts = [c.start_line for c in self._grouped().get(chunk.path, [])]
+            starts = [c.start_line for c in entry.chunks]
             by_line = self._texts[chunk.path] = dict(zip(starts, bodies, strict=True))
         text, (signature, signature_line, redactions) = by_line[chunk.start_line]
         return replace(chunk, text=text, signature=signature, signature_line=signature_line, redactions=redactions)
@@ -265,17 +254,9 @@ class Corpus:
     def chunk_sizes(self) -> list[int]:
         """Each chunk's text length in characters, without reading the texts the index holds."""
         sizes: list[int] = []
-        for path in self._grouped():  # in corpus order
-            sizes.extend(self.textless[path][1])
+        for entry in self.textless.values():  # in corpus order
+            sizes.extend(entry.lengths)
         return sizes
-
-    def _grouped(self) -> dict[str, list[Chunk]]:
-        """Chunks by file, in corpus order (files are contiguous in it)."""
-        if self._by_path is None:
-            self._by_path = {}
-            for chunk in self.chunks:
-                self._by_path.setdefault(chunk.path, []).append(chunk)
-        return self._by_path
 
     def close(self) -> None:
         if self.index is not None:
@@ -348,10 +329,10 @@ class Corpus:
             first: dict[str, int] = {}  # a file's chunks are contiguous in the corpus
             counts: dict[str, int] = {}
             position = 0
-            for path, chunks in self._grouped().items():  # in corpus order
+            for path, entry in self.textless.items():  # in corpus order
                 first[path] = position
-                counts[path] = len(chunks)
-                position += len(chunks)
+                counts[path] = entry.count
+                position += entry.count
             spans = sorted((start, first[path], min(counts[path], end - start + 1))
                            for path, start, end in self.index.term_spans() if path in first)
             table = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
@@ -635,31 +616,28 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     # references and imports (the corpus reads those from the index when it needs them).
     cached.update((path, fresh[path] if path in fresh else parsed.cached(path)) for path, parsed in changed.items())
 
-    chunks: list[Chunk] = []
     line_counts: dict[str, int] = {}
-    textless: dict[str, tuple[str, list[int]]] = {}
+    textless: dict[str, CachedFile] = {}
     structures: dict[str, str] = {}
     structure = hashlib.sha1()
     content = hashlib.sha1(f"{index.fingerprint}\0".encode())
     present = [f for f in present if f.path in cached]  # less any dropped just above
     for file in present:
         entry = cached[file.path]
-        file_chunks = entry.chunks
         digest = changed[file.path].structure if file.path in changed else stored[file.path].structure
         content.update(f"{file.path}\0{languages[file.path]}\0{entry.hash}\0".encode())
-        if file_chunks:
-            textless[file.path] = (entry.hash, entry.lengths)
-        chunks.extend(file_chunks)
-        line_counts[file.path] = file_chunks[-1].end_line if file_chunks else 0
+        if entry.count:
+            textless[file.path] = entry
+        line_counts[file.path] = entry.last_line
         structure.update(f"{file.path}\0{digest}\0".encode())
         structures[file.path] = digest
     facts = read_repo_facts(root_dir, [f.path for f in present])
     structure.update(facts.fingerprint().encode())
     lap("load")
-    return Corpus(root=root_dir, files=present, chunks=chunks, line_counts=line_counts, skipped=walked.skipped,
-                  timings=found.timings, history=history, facts=facts, index=index, parsed_files=parsed_files,
-                  structure_key=structure.hexdigest(), textless=textless, structures=structures,
-                  content_key=content.hexdigest())
+    return Corpus(root=root_dir, files=present, chunks=ChunkList(textless.values()), line_counts=line_counts,
+                  skipped=walked.skipped, timings=found.timings, history=history, facts=facts, index=index,
+                  parsed_files=parsed_files, structure_key=structure.hexdigest(), textless=textless,
+                  structures=structures, content_key=content.hexdigest())
 
 
 def _iter_parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
@@ -698,11 +676,10 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
                 source = read_source(root / path, config.max_file_size)
             except OSError:
                 continue  # gone since the walk
-            language = entry.chunks[0].language if entry.chunks else "text"
+            language = entry.language if entry.count else "text"
             _, rows = _parse([(path, language, source)], config)[path]
             changed[path] = ParsedFile(entry.hash, entry.stat, language, rows)
-        everything[path] = ParsedFile(entry.hash, entry.stat, entry.chunks[0].language if entry.chunks else "text",
-                                      rows)
+        everything[path] = ParsedFile(entry.hash, entry.stat, entry.language if entry.count else "text", rows)
     failed.close()
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
     memory.update(everything.items(), {}, [])
@@ -726,7 +703,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     chunks = corpus.chunks
     columns = corpus.columns
     extra: dict[str, Sequence[float]] = {
-        "recency": recency.compute(chunks, corpus.history),
+        "recency": recency.compute_paths(chunk_paths(chunks), corpus.history),
         "centrality": corpus.centrality(),
         "definitions": columns.definitions,
         "tests": columns.is_test,
@@ -743,7 +720,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
         extra["query"] = query_signal.compute(chunks, corpus.graph, query, corpus.bm25(query), learned, named)
     if focus:
         centre = changed_chunks(chunks, changed_lines) if changed_lines else None
-        extra["focus"] = focus_signal.compute(corpus.graph, [c.path for c in chunks], focus, centre)
+        extra["focus"] = focus_signal.compute(corpus.graph, chunk_paths(chunks), focus, centre)
         corpus.remember_graph()
     weights = config.weights
     if query and query.strip() and query_signal.USE_LEARNED:  # the model weighs these itself
@@ -758,6 +735,13 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
 
 def changed_chunks(chunks: Sequence[Chunk], changed_lines: Mapping[str, Sequence[tuple[int, int]]]) -> list[int]:
     """Positions of the chunks that hold any of the changed lines."""
+    if isinstance(chunks, ChunkList):  # only the changed files' chunks are read
+        found = []
+        for path, ranges in changed_lines.items():
+            first, file_chunks = chunks.of_file(path)
+            found.extend(first + i for i, chunk in enumerate(file_chunks)
+                         if any(start <= chunk.end_line and end >= chunk.start_line for start, end in ranges))
+        return sorted(found)
     found = []
     for position, chunk in enumerate(chunks):
         ranges = changed_lines.get(chunk.path)
@@ -921,6 +905,8 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
         raise
     corpus, ranked = collect_and_rank(root, config, query, focus, use_cache, progress, change, found=found)
     try:
+        if corpus.index is not None:  # what the ranking kept is copied into the db file while the build packs
+            corpus.index.checkpoint_in_background()
         started = time.perf_counter()
         pack = pack_corpus(corpus, ranked, config.budget, config, fmt=fmt, query=query, staged=change)
         corpus.timings["pack"] = time.perf_counter() - started
@@ -979,8 +965,8 @@ def _cached_result(found: Scan, key: str) -> tuple[Pack, Corpus] | None:
         found.index.update((), found.restat, [])
     found.index.close()
     found.lap("cached pack")
-    corpus = Corpus(root=found.root, files=found.present, chunks=[], line_counts={}, skipped=found.walked.skipped,
-                    timings=found.timings, history=found.history)
+    corpus = Corpus(root=found.root, files=found.present, chunks=ChunkList(()), line_counts={},
+                    skipped=found.walked.skipped, timings=found.timings, history=found.history)
     return pack, corpus
 
 

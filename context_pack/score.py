@@ -18,14 +18,17 @@ from .signals import definitions, tests, todo
 def compute_features(chunks: Sequence[Chunk], extra: Mapping[str, Sequence[float] | np.ndarray] | None = None,
                      ) -> np.ndarray:
     """A (chunks × FEATURE_NAMES) matrix; a signal that does not apply is 0."""
-    chunk_list = list(chunks)
     columns: dict[str, Sequence[float] | np.ndarray] = dict(extra or {})
-    for name, signal in (("definitions", definitions), ("tests", tests), ("todo", todo)):
-        if name not in columns:  # the caller may have computed it already
+    missing = [(name, signal) for name, signal in (("definitions", definitions), ("tests", tests), ("todo", todo))
+               if name not in columns]  # the caller may have computed them already (chunks are then not read)
+    if missing:
+        chunk_list = list(chunks)
+        for name, signal in missing:
             columns[name] = signal.compute(chunk_list)
-    matrix = np.zeros((len(chunk_list), len(FEATURE_NAMES)))
+    count = len(chunks)
+    matrix = np.zeros((count, len(FEATURE_NAMES)))
     for column, name in enumerate(FEATURE_NAMES):
-        if name in columns and len(chunk_list):
+        if name in columns and count:
             matrix[:, column] = np.asarray(columns[name], dtype=np.float64)
     return matrix
 

@@ -900,3 +900,77 @@ def test_a_changed_parse_setting_empties_the_index_and_its_full_text_rows_are_as
     finally:
         corpus.close()
     _assert_scores_as_from_scratch(repo, keys, query, scored)
+
+
+def test_cached_files_decode_their_chunks_when_read_and_a_chunk_list_reads_as_a_list() -> None:
+    from context_pack.index import CachedFile, ChunkList, Stat, chunk_paths, encode_chunks
+    from context_pack.model import Chunk
+
+    def file(path: str, count: int) -> CachedFile:
+        chunks = [Chunk(path, "python", "function", f"f{i}", 3 * i + 1, 3 * i + 2, "x" * (i + 1), symbols=(f"f{i}",))
+                  for i in range(count)]
+        return CachedFile(path, "h", Stat(1, 1), "python", *encode_chunks(chunks))
+
+    files = [file("a.py", 3), file("empty.py", 0), file("b.py", 1), file("c.py", 4)]
+    assert [f.last_line for f in files] == [8, 0, 2, 11] and not any(f.decoded for f in files)
+    chunks = ChunkList(files)
+    assert len(chunks) == 8 and chunk_paths(chunks) == ["a.py"] * 3 + ["b.py"] + ["c.py"] * 4
+    assert not any(f.decoded for f in files)  # lengths and paths read no chunk
+    assert chunks[4].path == "c.py" and chunks[4].name == "f0" and chunks[-1].name == "f3"
+    assert [f.decoded for f in files] == [False, False, False, True]  # only c.py's chunks were decoded
+    whole = list(chunks)
+    assert [(c.path, c.name) for c in whole] == [(c.path, c.name) for f in files for c in f.chunks]
+    assert chunks[2:6] == whole[2:6] and chunks[::-3] == whole[::-3]
+    assert [chunks[i] is whole[i] for i in range(-8, 8)] == [True] * 16  # each decoded once
+    assert chunks.of_file("b.py") == (3, whole[3:4]) and chunks.of_file("empty.py") == (0, [])
+    assert files[0].lengths == [1, 2, 3]
+    with pytest.raises(IndexError):
+        chunks[8]
+    names, numbers = encode_chunks(files[0].chunks)
+    for bad in [(names, numbers[:-8]), (names + "\x1fextra", numbers), (None, numbers), (names, names)]:
+        with pytest.raises((ValueError, TypeError)):
+            CachedFile("a.py", "h", Stat(1, 1), "python", *bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("damage", ["numbers", "names", "names-type"])
+def test_a_row_whose_chunk_names_or_numbers_do_not_fit_is_parsed_again(tmp_path: Path, damage: str) -> None:
+    repo = make_repo(tmp_path)
+    collect(repo, load_config(repo)).close()
+    column, value = {"numbers": ("numbers", b"\x00" * 41), "names": ("names", "\x1dfunction\x1ff"),
+                     "names-type": ("names", 7)}[damage]
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        db.execute(f"UPDATE files SET {column} = ? WHERE path = 'pkg/mod2.py'", (value,))
+    corpus = collect(repo, load_config(repo))
+    fresh_corpus = collect(repo, load_config(repo), use_cache=False)
+    try:
+        assert corpus.parsed_files == 1
+
+        def rows(chunks: Any) -> list[tuple[str, str, int, int]]:
+            return [(c.kind, c.name, c.start_line, c.end_line) for c in chunks if c.path == "pkg/mod2.py"]
+
+        assert rows(corpus.chunks) == rows(fresh_corpus.chunks) and len(rows(corpus.chunks)) == 2
+    finally:
+        corpus.close()
+        fresh_corpus.close()
+    cached, fresh = snapshot(repo)
+    assert cached == fresh
+
+
+def test_a_build_after_a_one_line_edit_decodes_only_the_files_it_packs(tmp_path: Path) -> None:
+    """The ranking reads kept columns and graph, so the chunks decoded are those the packer reaches and the
+    edited file's: far fewer files than the repo has. The pack is as from scratch."""
+    from context_pack.pipeline import build_with_corpus
+
+    files = {f"pkg/mod{i:02}.py": f"import pkg.mod{(i + 1) % 40:02}\n\n\ndef func_{i}(value):\n"
+             + "".join(f"    value = value + {j}\n" for j in range(20)) + "    return value\n" for i in range(40)}
+    repo = init_repo(tmp_path / "repo", files)
+    config = load_config(repo, {"budget": 400})
+    build_with_corpus(repo, config)
+    edited = repo / "pkg/mod07.py"
+    edited.write_text(edited.read_text().replace("value + 3\n", "value + 33\n"))  # the structure stays
+    pack, corpus = build_with_corpus(repo, config)
+    decoded = [f.path for f in corpus.chunks.files if f.decoded]
+    assert corpus.parsed_files == 1 and len(corpus.chunks.files) == 40
+    assert pack.chunks and 0 < len(decoded) <= 10, decoded
+    fresh = context_pack.build(repo, budget=400, use_cache=False)
+    assert pack.text == fresh.text

@@ -13,6 +13,7 @@ from operator import attrgetter
 
 import numpy as np
 
+from ..index import chunk_paths
 from ..lang import GRAMMARS
 from ..model import Chunk
 from . import definitions, todo
@@ -97,7 +98,11 @@ class ChunkColumns:
         return np.fromiter(map(attrgetter("start_line"), self.chunks), dtype=np.int64, count=len(self.chunks))
 
     def _make_file_numbers(self) -> np.ndarray:
-        paths = [c.path for c in self.chunks]
+        if self.layout is not None:  # from the files, without reading the chunks
+            number = {path: i for i, path in enumerate(sorted(path for path, _, _, _ in self.layout))}
+            return np.repeat(np.array([number[path] for path, _, _, _ in self.layout], dtype=np.int64),
+                             [count for _, _, _, count in self.layout])
+        paths = chunk_paths(self.chunks)
         number = {path: i for i, path in enumerate(sorted(set(paths)))}
         return np.fromiter(map(number.__getitem__, paths), dtype=np.int64, count=len(paths))
 

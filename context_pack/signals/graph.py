@@ -19,6 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..index import chunk_paths, chunk_symbols
 from ..model import Chunk, Links
 from ..repo_facts import RepoFacts
 from .csr import CSR, vstack
@@ -55,7 +56,7 @@ class CodeGraph:
         self._links_of = links_of
         self._stored = stored
         self._previous = previous
-        paths = [c.path for c in chunks]
+        paths = chunk_paths(chunks)
         self.files: list[str] = sorted(set(paths))
         self.file_id = {path: i for i, path in enumerate(self.files)}
         self.structures = [structures.get(path, "") for path in self.files] if structures is not None else None
@@ -67,11 +68,16 @@ class CodeGraph:
         """Short name -> the chunks defining it. Made on first use: a query that names no identifier, on a
         graph whose matrices are kept, never needs it (~10^5 symbols)."""
         definitions: dict[str, list[int]] = defaultdict(list)
-        for i, chunk in enumerate(self.chunks):
-            if chunk.symbols:
-                for symbol in chunk.symbols:
+        for i, symbols in enumerate(self._symbols):
+            if symbols:
+                for symbol in symbols:
                     definitions[symbol.rpartition(".")[2]].append(i)  # short_name, inlined: ~10^5 calls
         return dict(definitions)
+
+    @cached_property
+    def _symbols(self) -> list[tuple[str, ...]]:
+        """Each chunk's symbols (read once: `definitions` and `state` both want them)."""
+        return chunk_symbols(self.chunks)
 
     @property
     def chunk_count(self) -> int:
@@ -84,7 +90,7 @@ class CodeGraph:
             return [(chunk.references, chunk.imports) for chunk in self.chunks]
         found = self._links_of(self.files)
         links: list[Links] = []
-        for path in dict.fromkeys(chunk.path for chunk in self.chunks):  # file blocks, in chunk order
+        for path in dict.fromkeys(chunk_paths(self.chunks)):  # file blocks, in chunk order
             links.extend(found[path])
         if len(links) != len(self.chunks):
             raise ValueError(f"{len(links)} links for {len(self.chunks)} chunks")
@@ -160,7 +166,7 @@ class CodeGraph:
             interfaces = [file_interface(chunks, links) for chunks, links in self._file_blocks(range(len(self.files)))]
         return GraphState(files=self.files, counts=np.bincount(self.file_of_chunk, minlength=len(self.files)),
                           structures=self.structures, interfaces=interfaces,
-                          definers=np.fromiter((bool(c.symbols) for c in self.chunks), dtype=bool,
+                          definers=np.fromiter(map(bool, self._symbols), dtype=bool,
                                                count=len(self.chunks)),
                           facts=self.facts.fingerprint(), chunk_matrix=self.chunk_matrix,
                           file_matrix=self.file_matrix, import_matrix=self.import_matrix)

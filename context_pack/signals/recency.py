@@ -36,5 +36,10 @@ def file_recency(history: FileHistory, paths: Sequence[str]) -> dict[str, float]
 
 
 def compute(chunks: Sequence[Chunk], history: FileHistory) -> list[float]:
-    per_file = file_recency(history, sorted({c.path for c in chunks}))
-    return [per_file[c.path] for c in chunks]
+    return compute_paths([c.path for c in chunks], history)
+
+
+def compute_paths(paths: Sequence[str], history: FileHistory) -> list[float]:
+    """`compute`, from each chunk's path."""
+    per_file = file_recency(history, sorted(set(paths)))
+    return [per_file[path] for path in paths]

@@ -80,8 +80,8 @@ KEY_BLOCK_MAX_LINES = 200  # a key body is never longer; an unterminated BEGIN r
 
 def is_secret_file(rel: str) -> bool:
     """Whether a path (relative, with `/`) names a file that holds secrets by convention."""
-    *folders, name = rel.split("/")
-    return bool(_SECRET_NAME_RE.match(name)) or any(folder in SECRET_DIRS for folder in folders)
+    folders, _, name = rel.rpartition("/")  # the walk asks of every file: no list, no generator for the name
+    return bool(_SECRET_NAME_RE.match(name)) or (bool(folders) and not SECRET_DIRS.isdisjoint(folders.split("/")))
 
 
 def marker(kind: str) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -73,6 +73,20 @@ class CodeGraph:
                 for symbol in symbols:
                     definitions[symbol.rpartition(".")[2]].append(i)  # short_name, inlined: ~10^5 calls
         return dict(definitions)
+
+    def _definitions_of(self, names: Collection[str]) -> Mapping[str, list[int]]:
+        """`definitions`, for these short names only (a patch looks up the names a few chunks use)."""
+        if "definitions" in self.__dict__:
+            return self.definitions
+        wanted = set(names)
+        found: dict[str, list[int]] = defaultdict(list)
+        for i, symbols in enumerate(self._symbols):
+            if symbols:
+                for symbol in symbols:
+                    name = symbol.rpartition(".")[2]
+                    if name in wanted:
+                        found[name].append(i)
+        return dict(found)
 
     @cached_property
     def _symbols(self) -> list[tuple[str, ...]]:
@@ -222,6 +236,8 @@ class CodeGraph:
                 return None
             moved[old] = new
         n = len(self.chunks)
+        definitions = self._definitions_of({name for i in changed for references, _ in blocks[i][1]
+                                            for name in references})
         old_matrix = previous.chunk_matrix
         pieces = []
         run_start = 0
@@ -237,7 +253,7 @@ class CodeGraph:
             if i == len(self.files):
                 break
             chunks, links = blocks[i]
-            rows, cols, weights = _chunk_edges(chunks, links, self.definitions, int(new_starts[i]), only_used=True)
+            rows, cols, weights = _chunk_edges(chunks, links, definitions, int(new_starts[i]), only_used=True)
             pieces.append(CSR.from_triples(rows - new_starts[i], cols, weights, (len(chunks), n)))
             run_start = i + 1
         chunk_matrix = vstack(pieces)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from .model import Chunk, PackedChunk, ScoredChunk, Section
 from .parse import split_lines
-from .render import MAIN_AFTER_DIFF_TITLE, Style, normalise_format, render, visible_lines
-from .tokens import Tokenizer
+from .render import MAIN_AFTER_DIFF_TITLE, Style, normalise_format, render, render_parts, visible_lines
+from .tokens import Tokenizer, joins_exactly
 
 MIN_USEFUL_TOKENS = 12  # below this much room no chunk is worth trying
 CHARS_PER_TOKEN_CEILING = 10  # a text longer than this many chars per token of room cannot fit
@@ -62,6 +62,42 @@ class _Costs:
             frame = self.style.file_open(chunk.path, chunk.language) + self.style.file_close()
             self._files[chunk.path] = self.tokenizer.count(frame) + MARKER_ESTIMATE
         return self._files[chunk.path]
+
+
+class _TextCounter:
+    """Counts pack texts exactly, as rendered in parts. The pack is rendered and counted again after each round,
+    and most of its file parts are as before: with a tokenizer whose `splits_after_newline`, each run of parts
+    that join exactly (`tokens.joins_exactly`) is counted once per pack and its count summed (counting Django's
+    32k-token pack four times over: 0.04 s of a 0.8 s build). Other tokenizers count the joined text."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.by_parts = bool(getattr(tokenizer, "splits_after_newline", False))
+        self._counts: dict[str, int] = {}
+
+    def count(self, parts: Sequence[str]) -> int:
+        if not self.by_parts:
+            return self.tokenizer.count("".join(parts))
+        total = 0
+        for segment in _segments(parts):
+            counted = self._counts.get(segment)
+            if counted is None:
+                counted = self._counts[segment] = self.tokenizer.count(segment)
+            total += counted
+        return total
+
+
+def _segments(parts: Sequence[str]) -> list[str]:
+    """The parts, each joined to the one before where they do not join exactly; empty ones dropped."""
+    segments: list[str] = []
+    for part in parts:
+        if not part:
+            continue
+        if segments and not joins_exactly(segments[-1], part):
+            segments[-1] += part
+        else:
+            segments.append(part)
+    return segments
 
 
 def pack(
@@ -124,17 +160,21 @@ def pack(
                                             tokens=tokens, section=section(chunk))
         return room
 
+    counter = _TextCounter(tokenizer)
+
+    def render_and_count() -> tuple[str, list[PackedChunk], int]:
+        parts, ordered = render_parts(chosen.values(), root_name, style.name, line_counts, header)
+        return "".join(parts), ordered, counter.count(parts)
+
     fill(budget - frame_cost)
-    text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
-    count = tokenizer.count(text)
+    text, ordered, count = render_and_count()
 
     while count > budget and chosen:  # the estimate was short: drop the weakest until the text fits
         overshoot = count - budget
         removable = [p for key, p in chosen.items() if key not in fixed] or list(chosen.values())
         _drop_weakest(chosen, removable, overshoot)
         open_files = _open_files(chosen)
-        text, ordered = render(chosen.values(), root_name, style.name, line_counts, header)
-        count = tokenizer.count(text)
+        text, ordered, count = render_and_count()
 
     margin = MARKER_ESTIMATE
     for _ in range(TOP_UP_ROUNDS):  # room left by the estimate's caution: try the next chunks
@@ -145,14 +185,12 @@ def pack(
         fill(slack)
         if len(chosen) == len(before):
             break
-        new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts, header)
-        new_count = tokenizer.count(new_text)
+        new_text, new_ordered, new_count = render_and_count()
         if new_count > budget:  # the estimate was short again: give back this round's weakest chunks
             overshoot = new_count - budget
             kept = _drop_weakest(chosen, [p for key, p in chosen.items() if key not in before], overshoot)
             if kept:
-                new_text, new_ordered = render(chosen.values(), root_name, style.name, line_counts, header)
-                new_count = tokenizer.count(new_text)
+                new_text, new_ordered, new_count = render_and_count()
             if not kept or new_count > budget:  # undo the round, and try again asking for less
                 chosen, open_files = before, files_before
                 margin += overshoot

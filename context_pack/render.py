@@ -148,10 +148,23 @@ def render(
 ) -> tuple[str, list[PackedChunk]]:
     """The pack text, and the chunks in the order they appear in it. `header` (the staged diff, rendered
     by `Style.diff_block`) goes first, and then every section is titled."""
+    parts, ordered = render_parts(chosen, root_name, fmt, line_counts, header)
+    return "".join(parts), ordered
+
+
+def render_parts(
+    chosen: Iterable[PackedChunk],
+    root_name: str,
+    fmt: str,
+    line_counts: Mapping[str, int],
+    header: str = "",
+) -> tuple[list[str], list[PackedChunk]]:
+    """`render`, with the text in its parts (preamble, header, section titles, one part per file, ...): the
+    packer counts again only the parts a round changed (`pack._TextCounter`)."""
     style = Style(normalise_format(fmt))
     ordered = sorted(chosen, key=lambda p: (SECTION_ORDER[p.section], p.chunk.path, p.chunk.start_line))
     if not ordered and not header:
-        return "", []
+        return [], []
     parts = [style.preamble(root_name), style.redaction_note(shown_redactions(ordered)), header]
     sections = sorted({p.section for p in ordered}, key=SECTION_ORDER.__getitem__)
     titled = len(sections) > 1 or bool(header)
@@ -167,7 +180,7 @@ def render(
         if titled:
             parts.append(style.section_close(section, titled=True))
     parts.append(style.postamble())
-    return "".join(parts), ordered
+    return parts, ordered
 
 
 def shown_redactions(chunks: Iterable[PackedChunk]) -> list[Redaction]:

@@ -382,3 +382,62 @@ def test_builds_keep_the_vocabulary_in_the_index_and_survive_a_damaged_one(tmp_p
     assert "damaged kept vocabulary" in second.stderr
     third = run_cli("build", str(repo), "-b", "400", "--format", "json", "--query", "alpha")
     assert third.returncode == 0 and "damaged" not in third.stderr  # kept again by the second build
+
+
+def _exactly_joined_cases() -> list[tuple[str, str]]:
+    """Pairs cut where `joins_exactly` allows, made to break additivity if it were wrong: whitespace runs,
+    punctuation and contractions on either side of the newline, unicode spaces and letters."""
+    import random
+
+    from context_pack.tokens import joins_exactly
+
+    lefts = ["x\n", "x  \n", ")\n", "x)\n\n", "\n \n", "a\r\n", "'\n", "x\u00a0\n", "123\n", "```\n\n", "\t\n",
+             "</file>\n", "def f():\n    return 1\n", "é\n", "中文\n", "x \u3000\n", "/\n", "'s\n"]
+    rights = ["x", "#", "<file", "=== a ===", "'s", "'re x", "```python", "1234", "é", "中", "\u200b", "/usr", ")",
+              "# title\n\n", "Ab\n", "_x", "\u2028x", " x", "\nx"]
+    cases = [(left, right) for left in lefts for right in rights if joins_exactly(left, right)]
+    alphabet = ["a", "Z", "é", "中", "1", " ", "  ", "\n", "\n\n", "\r\n", "\t", ".", ")", "'", "'s", "/", "#", "<",
+                "\u00a0", "\u3000", "_", "`", "-", "x'll"]
+    rng = random.Random(5)
+    while len(cases) < 1500:
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 40)))
+        cut = rng.randint(1, len(text) - 1)
+        if joins_exactly(text[:cut], text[cut:]):
+            cases.append((text[:cut], text[cut:]))
+    return cases
+
+
+def test_cl100k_counts_a_text_cut_after_a_newline_as_the_sum_of_its_parts() -> None:
+    from context_pack.tokens import joins_exactly
+
+    tokenizer = get_tokenizer("tiktoken:cl100k_base")
+    assert tokenizer.splits_after_newline  # type: ignore[attr-defined]
+    cases = _exactly_joined_cases()
+    assert len(cases) >= 1500
+    for left, right in cases:
+        assert tokenizer.count(left + right) == tokenizer.count(left) + tokenizer.count(right), (left, right)
+    # What the check refuses can differ: a whitespace run cut before its newline, a newline before a space.
+    assert not joins_exactly("x  ", "\ny") and not joins_exactly("x\n", " y") and not joins_exactly("x\n", "")
+    assert tokenizer.count("x \n\n y") != tokenizer.count("x \n") + tokenizer.count("\n y")
+
+
+@pytest.mark.parametrize("fmt", ["md", "xml", "plain"])
+def test_a_pack_counted_by_its_parts_counts_as_its_whole_text(tmp_path: Path, fmt: str) -> None:
+    from context_pack.pack import _segments, _TextCounter
+    from context_pack.render import render_parts
+
+    files = {f"pkg/mod{i}.py": f"import os\n\n\ndef func_{i}(value):  \n    '''Doc.'''\n    return value * {i}\n\n\n"
+             f"class C{i}:\n    x = '/tmp'\n" for i in range(6)}
+    files["notes/todo.md"] = "# Notes\n\n  indented\n\n/ slash first\n"
+    (tmp_path / "repo").mkdir()
+    for rel, text in files.items():
+        (tmp_path / "repo" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "repo" / rel).write_text(text)
+    pack = context_pack.build(tmp_path / "repo", budget=400, format=fmt, use_cache=False)
+    assert pack.chunks
+    parts, _ = render_parts(pack.chunks, "repo", fmt, {path: 20 for path in files})
+    tokenizer = get_tokenizer("tiktoken:cl100k_base")
+    assert len(_segments(parts)) > 2  # split into several, each counted alone
+    counter = _TextCounter(tokenizer)
+    assert counter.count(parts) == tokenizer.count("".join(parts)) == counter.count(parts)
+    assert pack.tokens == tokenizer.count(pack.text) <= 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -561,6 +562,28 @@ def main(argv: list[str] | None = None) -> None:
         # The process ends here. Whatever is left (the corpus and its graph hold each other) is freed by
         # the OS: frozen, the interpreter's last collection does not walk it (measured ~0.2 s on exit).
         gc.freeze()
+
+
+def run() -> None:
+    """The `ctxpack` command: `main`, then the process ends at once (`os._exit`) with its output flushed.
+    Tearing the interpreter down object by object (a build leaves ~10^6) took 0.03 s of a 0.7 s build after an
+    edit on Django, and nothing needs it: the index is closed, the parse workers are gone, nothing is buffered."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # as the interpreter does with a message
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: what was not written is lost either way
+            if code == 0:
+                code = 1
+    os._exit(code)
 
 
 def _main(argv: list[str] | None) -> None:

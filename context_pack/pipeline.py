@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import importlib.metadata
 import itertools
 import json
 import logging
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -382,10 +382,40 @@ def _columns_code_fingerprint() -> str:
 
 
 def metadata_version(distribution: str) -> str:
+    """A distribution's installed version: read from its `NAME-VERSION.dist-info` folder's name (how the
+    packaging spec names it) when exactly one such folder on the import path names it, else asked of
+    `importlib.metadata` (an egg, a zip, two copies). Importing `importlib.metadata` and parsing metadata files
+    cost ~15 ms of every build."""
+    versions = _dist_info_versions().get(_normalised_name(distribution), set())
+    if len(versions) == 1:
+        return next(iter(versions))
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+@lru_cache(maxsize=1)
+def _dist_info_versions() -> dict[str, set[str]]:
+    """Normalised project name -> the versions its `.dist-info` folders on the import path name."""
+    found: dict[str, set[str]] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:  # a zip, a missing folder
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                project, dash, version = name[: -len(".dist-info")].partition("-")
+                if dash and version and "-" not in version:
+                    found.setdefault(_normalised_name(project), set()).add(version)
+    return found
+
+
+def _normalised_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 @dataclass

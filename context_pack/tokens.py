@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -132,6 +131,8 @@ def _vocabulary_key(encoding_name: str) -> str | None:
     elif "DATA_GYM_CACHE_DIR" in os.environ:
         folder = os.environ["DATA_GYM_CACHE_DIR"]
     else:
+        import tempfile  # here: with its cache dir set, as a build usually has, tiktoken needs none
+
         folder = os.path.join(tempfile.gettempdir(), "data-gym-cache")
     if not folder:
         return None
@@ -455,6 +456,8 @@ def _captured_stderr() -> Iterator[list[str]]:
     except OSError:  # no fd 2 at all: nothing to catch
         yield captured
         return
+    import tempfile
+
     with tempfile.TemporaryFile() as sink:
         try:
             os.dup2(sink.fileno(), 2)

@@ -19,13 +19,15 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from .errors import CtxpackError, UsageError
 from .lang import language_for, repo_has_cpp
 from .model import File
 from .secrets import is_secret_file
+
+if TYPE_CHECKING:
+    import pathspec
 
 VENDORED_DIRS = frozenset({
     "node_modules", "vendor", "vendors", "third_party", "third-party", "thirdparty", "external", "dist",
@@ -163,7 +165,11 @@ def walk(
 
 def _spec(patterns: Iterable[str]) -> pathspec.PathSpec | None:
     patterns = [p for p in patterns if p.strip() and not p.lstrip().startswith("#")]
-    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+    if not patterns:
+        return None
+    import pathspec  # here: a build in a git repository without patterns needs none (~10 ms to import)
+
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -974,3 +974,29 @@ def test_a_build_after_a_one_line_edit_decodes_only_the_files_it_packs(tmp_path:
     assert pack.chunks and 0 < len(decoded) <= 10, decoded
     fresh = context_pack.build(repo, budget=400, use_cache=False)
     assert pack.text == fresh.text
+
+
+def test_installed_versions_read_from_dist_info_names_are_importlib_metadata_s(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parse fingerprint's versions come from `.dist-info` folder names; where two folders name a project,
+    `importlib.metadata` decides (the first on the import path), as it did before."""
+    import importlib.metadata
+
+    from context_pack import pipeline
+    from context_pack.lang import GRAMMARS
+
+    names = ["context-pack", "detect-secrets", "numpy", "tiktoken", *(m.replace("_", "-") for m, _ in GRAMMARS.values())]
+    assert [pipeline.metadata_version(n) for n in names] == [importlib.metadata.version(n) for n in names]
+    assert pipeline.metadata_version("no-such-distribution-here") == "unknown"
+
+    shadow = tmp_path / "numpy-0.0.1.dist-info"
+    shadow.mkdir()
+    (shadow / "METADATA").write_text("Metadata-Version: 2.1\nName: numpy\nVersion: 0.0.1\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    pipeline._dist_info_versions.cache_clear()
+    try:
+        assert pipeline.metadata_version("numpy") == importlib.metadata.version("numpy") == "0.0.1"
+    finally:
+        monkeypatch.undo()
+        pipeline._dist_info_versions.cache_clear()
+    assert pipeline.metadata_version("numpy") != "0.0.1"

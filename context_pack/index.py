@@ -141,6 +141,11 @@ class CachedFile:
             self._decoded = decode_chunks(self.path, self.language, self._names, self._numbers)
         return self._decoded
 
+    def decoded_now(self) -> CachedFile:
+        """This file, its chunks decoded now rather than when first read."""
+        self._decode()
+        return self
+
     @property
     def decoded(self) -> bool:
         """The chunks were asked for (or the row is JSON, decoded when read)."""

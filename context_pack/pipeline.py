@@ -625,8 +625,9 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
                 changed[path] = parsed = ParsedFile(*digests[path], languages[path], rows)
                 yield path, parsed
                 # Decoded as the index holds it (below) now, while the workers parse: after them, the build
-                # runs on one core alone, and this would add its whole time.
-                fresh[path] = parsed.cached(path)
+                # runs on one core alone, and this would add its whole time (a cold build's graph and columns
+                # read every chunk; cached files, decoded when read, are another matter).
+                fresh[path] = parsed.cached(path).decoded_now()
 
         # Each batch is stored as it comes back, while the workers parse the next ones.
         parsing = parse_files()

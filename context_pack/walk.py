@@ -182,33 +182,40 @@ def _read_lines(path: Path) -> list[str]:
 def _git_files(root: Path) -> list[str] | None:
     """Tracked files plus untracked-but-not-ignored ones, relative to root; None outside a git work tree."""
     try:
-        inside = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree", "--is-bare-repository",
-             "--is-inside-git-dir"],
-            capture_output=True, text=True, check=False,
+        listing = subprocess.run(
+            ["git", "-C", str(root), "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others",
+             "--exclude-standard", "--deduplicate"],
+            capture_output=True, check=False,
         )
     except FileNotFoundError:
         return None
+    if listing.returncode != 0:  # only now ask git where we are: one process fewer on every build in a work tree
+        _check_outside_work_tree(root, listing.stderr)
+        return None
+    names = {name.decode("utf-8", "surrogateescape") for name in listing.stdout.split(b"\0") if name}
+    return sorted(names)
+
+
+def _check_outside_work_tree(root: Path, stderr: bytes) -> None:
+    """`git ls-files` failed in `root`: return if it is in no git repository (the folder is walked), raise
+    CtxpackError for a bare repository, a git directory, or a work tree where git failed."""
+    inside = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree", "--is-bare-repository",
+         "--is-inside-git-dir"],
+        capture_output=True, text=True, check=False,
+    )
     answers = inside.stdout.split()
     if inside.returncode != 0 or len(answers) != 3:
-        return None  # not in a git repository (or git refuses it): walk the folder
+        return  # not in a git repository (or git refuses it): walk the folder
     work_tree, bare, git_dir = (answer == "true" for answer in answers)
     if not work_tree:
         if bare:
             raise CtxpackError(f"{root} is a bare git repository: it has no files to pack; clone it first")
         if git_dir:
             raise CtxpackError(f"{root} is inside a git directory, not a work tree: give the repository's root")
-        return None
-    listing = subprocess.run(
-        ["git", "-C", str(root), "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others",
-         "--exclude-standard", "--deduplicate"],
-        capture_output=True, check=False,
-    )
-    if listing.returncode != 0:
-        message = listing.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise CtxpackError(f"git ls-files failed in {root}: {message[-1] if message else 'unknown error'}")
-    names = {name.decode("utf-8", "surrogateescape") for name in listing.stdout.split(b"\0") if name}
-    return sorted(names)
+        return
+    message = stderr.decode("utf-8", "replace").strip().splitlines()
+    raise CtxpackError(f"git ls-files failed in {root}: {message[-1] if message else 'unknown error'}")
 
 
 def _walk_with_gitignore(root: Path) -> Iterator[str]:

@@ -184,6 +184,7 @@ class ChunkList(Sequence[Chunk]):
         self.files = [file for file in files if file.count]
         self._starts = list(itertools.accumulate((file.count for file in self.files), initial=0))
         self._block = {file.path: number for number, file in enumerate(self.files)}
+        self._flat: list[Chunk] | None = None  # every chunk, once iterated: later passes read a plain list
 
     def __len__(self) -> int:
         return self._starts[-1]
@@ -195,6 +196,8 @@ class ChunkList(Sequence[Chunk]):
     def __getitem__(self, position: slice) -> list[Chunk]: ...
 
     def __getitem__(self, position: int | slice) -> Chunk | list[Chunk]:
+        if self._flat is not None:
+            return self._flat[position]
         if isinstance(position, slice):
             return [self[i] for i in range(*position.indices(len(self)))]
         if position < 0:
@@ -205,8 +208,9 @@ class ChunkList(Sequence[Chunk]):
         return self.files[block].chunks[position - self._starts[block]]
 
     def __iter__(self) -> Iterator[Chunk]:
-        for file in self.files:
-            yield from file.chunks
+        if self._flat is None:  # a pass over every chunk (a cold build's graph and columns make several)
+            self._flat = [chunk for file in self.files for chunk in file.chunks]
+        return iter(self._flat)
 
     def of_file(self, path: str) -> tuple[int, list[Chunk]]:
         """A file's position in the sequence (of its first chunk) and its chunks; (0, []) for a file without."""

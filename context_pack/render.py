@@ -152,13 +152,8 @@ def render(
     return "".join(parts), ordered
 
 
-def render_parts(
-    chosen: Iterable[PackedChunk],
-    root_name: str,
-    fmt: str,
-    line_counts: Mapping[str, int],
-    header: str = "",
-) -> tuple[list[str], list[PackedChunk]]:
+def render_parts(chosen: Iterable[PackedChunk], root_name: str, fmt: str, line_counts: Mapping[str, int],
+                 header: str = "") -> tuple[list[str], list[PackedChunk]]:
     """`render`, with the text in its parts (preamble, header, section titles, one part per file, ...): the
     packer counts again only the parts a round changed (`pack._TextCounter`)."""
     style = Style(normalise_format(fmt))

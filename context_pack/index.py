@@ -180,6 +180,7 @@ class ChunkList(Sequence[Chunk]):
 
     def __init__(self, files: Iterable[CachedFile]) -> None:
         self.files = [file for file in files if file.count]
+        self.by_path = {file.path: file for file in self.files}  # in sequence order
         self._starts = list(itertools.accumulate((file.count for file in self.files), initial=0))
         self._block = {file.path: number for number, file in enumerate(self.files)}
         self._flat: list[Chunk] | None = None  # every chunk, once iterated: later passes read a plain list

@@ -64,10 +64,6 @@ class Corpus:
     index: Index | None = None
     parsed_files: int = 0  # how many files this build had to parse
     structure_key: str = ""  # what the code graph depends on: every file's structure digest, and repo facts
-    # Every chunk comes as the index holds it, without its text, references and imports (ranking reads none
-    # of them; packing reads the text, a graph rebuild the links): path -> the file as the index holds it, for
-    # each file that has chunks, in corpus order.
-    textless: dict[str, CachedFile] = field(default_factory=dict)
     structures: dict[str, str] = field(default_factory=dict)  # path -> its structure digest
     content_key: str = ""  # what the chunks depend on: the parse fingerprint, every file's path, language, hash
     _graph: CodeGraph | None = None
@@ -76,6 +72,13 @@ class Corpus:
     _spans: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see _term_spans
     _count_store: index_module.CountCache | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def textless(self) -> dict[str, CachedFile]:
+        """Every chunk comes as the index holds it, without its text, references and imports (ranking reads
+        none of them; packing reads the text, a graph rebuild the links): path -> the file as the index holds
+        it, for each file that has chunks, in corpus order."""
+        return self.chunks.by_path
 
     @property
     def graph(self) -> CodeGraph:
@@ -648,7 +651,6 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
     cached.update((path, fresh[path] if path in fresh else parsed.cached(path)) for path, parsed in changed.items())
 
     line_counts: dict[str, int] = {}
-    textless: dict[str, CachedFile] = {}
     structures: dict[str, str] = {}
     structure = hashlib.sha1()
     content = hashlib.sha1(f"{index.fingerprint}\0".encode())
@@ -657,18 +659,16 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
         entry = cached[file.path]
         digest = changed[file.path].structure if file.path in changed else stored[file.path].structure
         content.update(f"{file.path}\0{languages[file.path]}\0{entry.hash}\0".encode())
-        if entry.count:
-            textless[file.path] = entry
         line_counts[file.path] = entry.last_line
         structure.update(f"{file.path}\0{digest}\0".encode())
         structures[file.path] = digest
     facts = read_repo_facts(root_dir, [f.path for f in present])
     structure.update(facts.fingerprint().encode())
     lap("load")
-    return Corpus(root=root_dir, files=present, chunks=ChunkList(textless.values()), line_counts=line_counts,
-                  skipped=walked.skipped, timings=found.timings, history=history, facts=facts, index=index,
-                  parsed_files=parsed_files, structure_key=structure.hexdigest(), textless=textless,
-                  structures=structures, content_key=content.hexdigest())
+    return Corpus(root=root_dir, files=present, chunks=ChunkList(cached[f.path] for f in present),
+                  line_counts=line_counts, skipped=walked.skipped, timings=found.timings, history=history, facts=facts,
+                  index=index, parsed_files=parsed_files, structure_key=structure.hexdigest(), structures=structures,
+                  content_key=content.hexdigest())
 
 
 def _iter_parse(jobs: Sequence[tuple[str, str, bytes]], config: Config,
@@ -734,7 +734,7 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     chunks = corpus.chunks
     columns = corpus.columns
     extra: dict[str, Sequence[float]] = {
-        "recency": recency.compute_paths(chunk_paths(chunks), corpus.history),
+        "recency": recency.compute(chunks, corpus.history),
         "centrality": corpus.centrality(),
         "definitions": columns.definitions,
         "tests": columns.is_test,
@@ -764,21 +764,14 @@ def rank(corpus: Corpus, config: Config, query: str | None = None,
     return ranked
 
 
-def changed_chunks(chunks: Sequence[Chunk], changed_lines: Mapping[str, Sequence[tuple[int, int]]]) -> list[int]:
-    """Positions of the chunks that hold any of the changed lines."""
-    if isinstance(chunks, ChunkList):  # only the changed files' chunks are read
-        found = []
-        for path, ranges in changed_lines.items():
-            first, file_chunks = chunks.of_file(path)
-            found.extend(first + i for i, chunk in enumerate(file_chunks)
-                         if any(start <= chunk.end_line and end >= chunk.start_line for start, end in ranges))
-        return sorted(found)
+def changed_chunks(chunks: ChunkList, changed_lines: Mapping[str, Sequence[tuple[int, int]]]) -> list[int]:
+    """Positions of the chunks that hold any of the changed lines (only the changed files' chunks are read)."""
     found = []
-    for position, chunk in enumerate(chunks):
-        ranges = changed_lines.get(chunk.path)
-        if ranges and any(start <= chunk.end_line and end >= chunk.start_line for start, end in ranges):
-            found.append(position)
-    return found
+    for path, ranges in changed_lines.items():
+        first, file_chunks = chunks.of_file(path)
+        found.extend(first + i for i, chunk in enumerate(file_chunks)
+                     if any(start <= chunk.end_line and end >= chunk.start_line for start, end in ranges))
+    return sorted(found)
 
 
 def pack_corpus(

@@ -67,24 +67,19 @@ class CodeGraph:
     def definitions(self) -> dict[str, list[int]]:
         """Short name -> the chunks defining it. Made on first use: a query that names no identifier, on a
         graph whose matrices are kept, never needs it (~10^5 symbols)."""
-        definitions: dict[str, list[int]] = defaultdict(list)
-        for i, symbols in enumerate(self._symbols):
-            if symbols:
-                for symbol in symbols:
-                    definitions[symbol.rpartition(".")[2]].append(i)  # short_name, inlined: ~10^5 calls
-        return dict(definitions)
+        return self._definitions_of(None)
 
-    def _definitions_of(self, names: Collection[str]) -> Mapping[str, list[int]]:
-        """`definitions`, for these short names only (a patch looks up the names a few chunks use)."""
+    def _definitions_of(self, names: Collection[str] | None) -> dict[str, list[int]]:
+        """`definitions`, for these short names only (a patch looks up the names a few chunks use); None: all."""
         if "definitions" in self.__dict__:
             return self.definitions
-        wanted = set(names)
+        wanted = set(names) if names is not None else None
         found: dict[str, list[int]] = defaultdict(list)
         for i, symbols in enumerate(self._symbols):
             if symbols:
                 for symbol in symbols:
-                    name = symbol.rpartition(".")[2]
-                    if name in wanted:
+                    name = symbol.rpartition(".")[2]  # short_name, inlined: ~10^5 calls
+                    if wanted is None or name in wanted:
                         found[name].append(i)
         return dict(found)
 

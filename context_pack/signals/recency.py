@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 from ..history import FileHistory
+from ..index import chunk_paths
 from ..model import Chunk
 
 HALF_LIFE_DAYS = 60.0
@@ -36,10 +37,6 @@ def file_recency(history: FileHistory, paths: Sequence[str]) -> dict[str, float]
 
 
 def compute(chunks: Sequence[Chunk], history: FileHistory) -> list[float]:
-    return compute_paths([c.path for c in chunks], history)
-
-
-def compute_paths(paths: Sequence[str], history: FileHistory) -> list[float]:
-    """`compute`, from each chunk's path."""
+    paths = chunk_paths(chunks)  # a corpus's chunks are not decoded for it
     per_file = file_recency(history, sorted(set(paths)))
     return [per_file[path] for path in paths]

@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -1000,3 +1001,92 @@ def test_installed_versions_read_from_dist_info_names_are_importlib_metadata_s(
         monkeypatch.undo()
         pipeline._dist_info_versions.cache_clear()
     assert pipeline.metadata_version("numpy") != "0.0.1"
+
+
+def _table(repo: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(repo / ".ctxpack" / "index.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def _kept_kinds(repo: Path) -> list[str]:
+    """The kinds of derived values the index holds, less the tokenizer's vocabulary (kept once per process)."""
+    return sorted(kind for (key,) in _table(repo, "SELECT key FROM derived")
+                  if (kind := key.split(":")[0]) != "vocabulary")
+
+
+def test_a_big_update_is_committed_by_a_thread_while_the_build_ranks_and_packs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big update leaves its full-text rows and COMMIT to a thread. Held back until the build has ranked
+    and packed, the build still packs what a build that wrote everything at once packs; released, the index
+    holds the same rows as that build's, and what the build kept meanwhile (columns, graph, counts, pack)."""
+    import threading
+
+    from context_pack import index as index_module
+
+    repo = _graph_repo(tmp_path)
+    at_once = context_pack.build(repo, budget=1500).to_json_dict()
+    tables = {name: _table(repo, f"SELECT * FROM {name} ORDER BY 1") for name in ("files", "terms")}
+    kept = _kept_kinds(repo)
+    shutil.rmtree(repo / ".ctxpack")
+
+    release = threading.Event()
+    held: list[bool] = []
+    real_insert, real_close = index_module._insert_terms, index_module.Index.close
+
+    def held_insert(db: sqlite3.Connection, rows: Any) -> None:
+        if not release.wait(60):
+            raise AssertionError("the build waited for its write behind before closing")
+        real_insert(db, rows)
+
+    def close(self: Any) -> None:
+        held.append(self._behind is not None and not self._behind.finished())
+        release.set()
+        real_close(self)
+
+    monkeypatch.setattr(index_module, "WRITE_BEHIND_FILES", 1)
+    monkeypatch.setattr(index_module, "_insert_terms", held_insert)
+    monkeypatch.setattr(index_module.Index, "close", close)
+    assert context_pack.build(repo, budget=1500).to_json_dict() == at_once
+    assert held == [True]  # ranked and packed while the rows were not yet written
+    assert {name: _table(repo, f"SELECT * FROM {name} ORDER BY 1") for name in tables} == tables
+    assert _kept_kinds(repo) == kept == ["centrality", "columns", "graph"]
+    assert _table(repo, "SELECT COUNT(*) FROM token_counts")[0][0] > 0
+    assert _table(repo, "SELECT COUNT(*) FROM results") == [(1,)]
+    cached, fresh = snapshot(repo, query="render the widget")  # the full-text rows answer queries as before
+    assert cached == fresh
+
+
+def test_a_write_behind_that_fails_undoes_the_update_and_the_build_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from context_pack import index as index_module
+
+    repo = _graph_repo(tmp_path)
+    expected = context_pack.build(repo, budget=1500, use_cache=False).to_json_dict()
+    real_insert = index_module._insert_terms
+
+    def full_disk(db: sqlite3.Connection, rows: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(index_module, "WRITE_BEHIND_FILES", 1)
+    monkeypatch.setattr(index_module, "_insert_terms", full_disk)
+    assert context_pack.build(repo, budget=1500).to_json_dict() == expected
+    assert "could not update the index (database or disk is full)" in caplog.text
+    assert _table(repo, "SELECT COUNT(*) FROM files") == [(0,)]  # one transaction: nothing of it is left
+
+    monkeypatch.setattr(index_module, "_insert_terms", real_insert)
+    cached, fresh = snapshot(repo)
+    assert cached == fresh
+    assert _table(repo, "SELECT COUNT(*) FROM files") == [(expected["files_considered"],)]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4, 5, 11])
+def test_full_text_rows_inserted_many_per_statement_are_all_stored(
+        rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from context_pack import index as index_module
+
+    monkeypatch.setattr(index_module, "TERMS_PER_STATEMENT", 4)
+    db = sqlite3.connect(":memory:")
+    index_module._make_terms(db)
+    wanted = [(10 + i, f"row {i} body") for i in range(rows)]
+    index_module._insert_terms(db, wanted)
+    assert db.execute("SELECT rowid, body FROM terms ORDER BY rowid").fetchall() == wanted

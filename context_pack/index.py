@@ -36,12 +36,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("context_pack")
 
-SCHEMA_VERSION = 11  # 9: 64 KiB pages; 10: structure digests of the stored rows; 11: full-text rows hold the body only
+SCHEMA_VERSION = 12  # 10: structure digests of the stored rows; 11: full-text rows hold the body only;
+# 12: the full-text table keeps no copy of its documents
 PAGE_SIZE = 65536
 # Query terms per chunk, for BM25 (SQLite's FTS5 ranks with Okapi BM25, k1=1.2, b=0.75); Porter stemming, so an
 # issue's "formsets" finds the code's `formset`.
 # A row is its chunk by rowid alone (`files.terms_from`): a path and ordinal stored per row cost 10 % more.
-TERMS_TABLE = "CREATE VIRTUAL TABLE terms USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 0')"
+# Contentless (content=''): FTS5 keeps its index of the documents, not a copy of them (Django: 31 MB of 96), so
+# a cold build writes and copies less; a row is removed by giving its document again, made again from the
+# file's rows (`_documents`).
+TERMS_TABLE = ("CREATE VIRTUAL TABLE terms USING fts5(body, content = '', "
+               "tokenize = 'porter unicode61 remove_diacritics 0')")
 # FTS5 gathers new rows' terms in memory and writes them out when this many bytes are pending (its own default
 # is 1 MB): fewer, bigger segments to write and merge (all stdlib chunks: 0.94 s → 0.85 s of CPU). The same
 # BM25 scores, to the bit.
@@ -532,7 +537,7 @@ class Index:
 
     def checkpoint_in_background(self) -> None:
         """Copy a big WAL into the db file in a thread: sqlite copies without the GIL, so the build ranks
-        and packs meanwhile on the other core (a cold standard library build writes 110 MB: copying it at
+        and packs meanwhile on the other core (a cold standard library build wrote 110 MB: copying it at
         the commit held the build 0.36 s). The connection's own checkpoints are off (`_connect`), so a commit
         never copies; what a build writes after this, its connection copies as it closes. `update` starts
         one, after its parse workers have forked, and the build another once the ranking has kept what it
@@ -636,9 +641,8 @@ class Index:
         if row is None or row[0] != digest:
             return None
         _, language, structure, names, numbers, links, details, source, first, last = row
-        terms = [body for (body,) in self.db.execute(
-            "SELECT body FROM terms WHERE rowid BETWEEN ? AND ? ORDER BY rowid", (first, last))]
-        if len(terms) != last - first + 1 or structure != structure_digest(language, names, links):
+        terms = _documents(path, language, names, numbers, source, last - first + 1)
+        if terms is None or structure != structure_digest(language, names, links):
             return None
         return FileRows(structure, names, numbers, links, details, source, terms)
 
@@ -737,28 +741,51 @@ class Index:
             if few <= every - few:
                 return False
         spans = self.db.execute("SELECT path, terms_from, terms_to FROM files").fetchall()
-        kept = [(first, last) for path, first, last in spans if path not in going]
-        rows_kept = sum(last - first + 1 for first, last in kept)
+        rows_kept = sum(last - first + 1 for path, first, last in spans if path not in going)
         rows_going = sum(last - first + 1 for path, first, last in spans if path in going)
         if rows_going <= rows_kept:
             return False
-        saved = [row for first, last in kept for row in self.db.execute(
-            "SELECT rowid, body FROM terms WHERE rowid BETWEEN ? AND ?", (first, last))]
-        _empty_terms(self.db)
-        self.db.executemany("INSERT INTO terms (rowid, body) VALUES (?, ?)", saved)
-        self.db.executemany("DELETE FROM files WHERE path = ?", [(path,) for path in going])
+        self._remake_terms(going)
         return True
 
+    def _remake_terms(self, going: Collection[str]) -> None:
+        """Make the full-text table again with the documents of the files not going, and remove the going
+        files' rows. A file whose rows no longer make its documents (a damaged row) goes too: the next build
+        parses it again."""
+        db = self.db
+        saved: list[tuple[int, str]] = []
+        broken: list[str] = []
+        for path, language, names, numbers, source, first, last in db.execute(
+                "SELECT path, language, names, numbers, source, terms_from, terms_to FROM files").fetchall():
+            if path in going:
+                continue
+            documents = _documents(path, language, names, numbers, source, last - first + 1)
+            if documents is None:
+                broken.append(path)
+                continue
+            saved.extend(zip(range(first, last + 1), documents, strict=True))
+        _empty_terms(db)
+        _insert_terms(db, saved)
+        db.executemany("DELETE FROM files WHERE path = ?", [(path,) for path in [*going, *broken]])
+
     def _remove(self, paths: list[str]) -> None:
-        """Delete the files' rows and their full-text rows (by their rowid spans: no scan of the table)."""
+        """Delete the files' rows and their full-text rows, each given its document again (`_documents`),
+        as FTS5 removes a row of a contentless table. Should a file's rows no longer make its documents,
+        the table is made again without it (`_remake_terms`)."""
         for start in range(0, len(paths), 500):
             batch = paths[start:start + 500]
             marks = ",".join("?" * len(batch))
-            spans = self.db.execute(f"SELECT terms_from, terms_to FROM files WHERE path IN ({marks})",
-                                    batch).fetchall()
-            if spans:
-                self.db.executemany("DELETE FROM terms WHERE rowid BETWEEN ? AND ?", spans)
-                self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
+            removals: list[tuple[int, str]] = []
+            for path, language, names, numbers, source, first, last in self.db.execute(
+                    f"SELECT path, language, names, numbers, source, terms_from, terms_to FROM files "
+                    f"WHERE path IN ({marks})", batch).fetchall():
+                documents = _documents(path, language, names, numbers, source, last - first + 1)
+                if documents is None:
+                    self._remake_terms(set(paths))
+                    return
+                removals.extend(zip(range(first, last + 1), documents, strict=True))
+            self.db.executemany("INSERT INTO terms (terms, rowid, body) VALUES ('delete', ?, ?)", removals)
+            self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
 
     def derived(self, kind: str, key: str) -> bytes | None:
         row = self._read_db.execute("SELECT value FROM derived WHERE key = ?", (f"{kind}:{key}",)).fetchone()
@@ -1021,6 +1048,25 @@ class BM25Prefetch:
 
 
 Answers = tuple[tuple[int, int], dict[tuple[str, ...], tuple["np.ndarray", "np.ndarray"]]]
+
+
+def _documents(path: str, language: str, names: str, numbers: bytes, source: str, count: int) -> list[str] | None:
+    """A stored file's full-text documents, made again from its rows as the parse made them
+    (`terms.chunk_document`); None if the rows do not make `count` of them."""
+    from .terms import document
+
+    try:
+        chunks, lengths = decode_chunks(path, language, names, numbers)
+    except (ValueError, TypeError):
+        return None
+    if len(chunks) != count or sum(lengths) != len(source):
+        return None
+    documents = []
+    offset = 0
+    for chunk, length in zip(chunks, lengths, strict=True):
+        documents.append(document(path, chunk.name, source[offset:offset + length]))
+        offset += length
+    return documents
 
 
 class _WriteBehind:

@@ -86,8 +86,13 @@ def _camel_parts(word: str) -> str:
 
 def chunk_document(chunk: Chunk) -> str:
     """What the full-text index holds for a chunk: its path, name and text, plus camelCase parts."""
-    camel = " ".join(map(_camel_parts, camel_words(chunk.text)))
-    return f"{chunk.path} {chunk.name}\n{chunk.text}\n{camel}"
+    return document(chunk.path, chunk.name, chunk.text)
+
+
+def document(path: str, name: str, text: str) -> str:
+    """`chunk_document` of a chunk with this path, name and text (the index makes a stored file's again)."""
+    camel = " ".join(map(_camel_parts, camel_words(text)))
+    return f"{path} {name}\n{text}\n{camel}"
 
 
 def query_terms(query: str) -> list[str]:

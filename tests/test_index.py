@@ -644,16 +644,33 @@ def test_a_damaged_previous_graph_is_rebuilt(tmp_path: Path) -> None:
 
 def _full_text_spans(corpus: Any) -> list[tuple[str, int, int]]:
     """Each file's (path, terms_from, terms_to), after checking that its full-text rows are exactly that
-    rowid span, one row per chunk in order."""
+    rowid span, one row per chunk in order: the index's postings (term, row, offset) and row sizes are those
+    of a table holding just these chunks' documents at those rowids."""
+    from context_pack.index import _make_terms
+
     db = corpus.index.db
     spans = db.execute("SELECT path, terms_from, terms_to FROM files ORDER BY terms_from").fetchall()
-    rows = db.execute("SELECT rowid, body FROM terms ORDER BY rowid").fetchall()
     chunks: dict[str, list[Any]] = {}
     for chunk in corpus.chunks:
         chunks.setdefault(chunk.path, []).append(chunk)
-    assert rows == [(rowid, chunk_document(corpus.with_text(chunks[path][rowid - first])))
-                    for path, first, last in spans for rowid in range(first, last + 1)]
+    expected = sqlite3.connect(":memory:")
+    _make_terms(expected)
+    expected.executemany("INSERT INTO terms (rowid, body) VALUES (?, ?)", [
+        (rowid, chunk_document(corpus.with_text(chunks[path][rowid - first])))
+        for path, first, last in spans for rowid in range(first, last + 1)])
+    assert _postings(db) == _postings(expected) != ([], [])
+    expected.close()
     return spans
+
+
+def _postings(db: sqlite3.Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What a full-text table holds: every (term, rowid, offset) posting, and each row's size in tokens."""
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.postings USING fts5vocab(main, terms, instance)")
+    try:
+        return (db.execute("SELECT term, doc, offset FROM temp.postings ORDER BY 1, 2, 3").fetchall(),
+                db.execute("SELECT id, sz FROM terms_docsize ORDER BY id").fetchall())
+    finally:
+        db.execute("DROP TABLE temp.postings")
 
 
 def _assert_scores_as_from_scratch(repo: Path, keys: list[Any], query: str, scored: Any) -> None:
@@ -1025,7 +1042,8 @@ def test_a_big_update_is_committed_by_a_thread_while_the_build_ranks_and_packs(
 
     repo = _graph_repo(tmp_path)
     at_once = context_pack.build(repo, budget=1500).to_json_dict()
-    tables = {name: _table(repo, f"SELECT * FROM {name} ORDER BY 1") for name in ("files", "terms")}
+    tables = {name: _table(repo, f"SELECT * FROM {name} ORDER BY 1") for name in ("files", "terms_docsize")}
+    postings = _postings(sqlite3.connect(repo / ".ctxpack" / "index.db"))
     kept = _kept_kinds(repo)
     shutil.rmtree(repo / ".ctxpack")
 
@@ -1049,6 +1067,7 @@ def test_a_big_update_is_committed_by_a_thread_while_the_build_ranks_and_packs(
     assert context_pack.build(repo, budget=1500).to_json_dict() == at_once
     assert held == [True]  # ranked and packed while the rows were not yet written
     assert {name: _table(repo, f"SELECT * FROM {name} ORDER BY 1") for name in tables} == tables
+    assert _postings(sqlite3.connect(repo / ".ctxpack" / "index.db")) == postings
     assert _kept_kinds(repo) == kept == ["centrality", "columns", "graph"]
     assert _table(repo, "SELECT COUNT(*) FROM token_counts")[0][0] > 0
     assert _table(repo, "SELECT COUNT(*) FROM results") == [(1,)]
@@ -1089,4 +1108,6 @@ def test_full_text_rows_inserted_many_per_statement_are_all_stored(
     index_module._make_terms(db)
     wanted = [(10 + i, f"row {i} body") for i in range(rows)]
     index_module._insert_terms(db, wanted)
-    assert db.execute("SELECT rowid, body FROM terms ORDER BY rowid").fetchall() == wanted
+    assert db.execute("SELECT rowid FROM terms ORDER BY rowid").fetchall() == [(rowid,) for rowid, _ in wanted]
+    assert db.execute("SELECT rowid FROM terms WHERE terms MATCH 'body'").fetchall() == [
+        (rowid,) for rowid, _ in wanted]

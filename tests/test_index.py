@@ -1111,3 +1111,32 @@ def test_full_text_rows_inserted_many_per_statement_are_all_stored(
     assert db.execute("SELECT rowid FROM terms ORDER BY rowid").fetchall() == [(rowid,) for rowid, _ in wanted]
     assert db.execute("SELECT rowid FROM terms WHERE terms MATCH 'body'").fetchall() == [
         (rowid,) for rowid, _ in wanted]
+
+
+def test_an_index_updated_behind_then_at_once_reads_each_file_as_last_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from context_pack import index as index_module
+    from context_pack.parallel import parse_encoded
+
+    def parsed(path: str, text: str) -> tuple[str, Any]:
+        _, rows = parse_encoded((path, "python", text.encode()), 60, 40)
+        digest = hashlib.sha1(text.encode()).hexdigest()
+        return path, index_module.ParsedFile(digest, index_module.Stat(len(text), 1), "python", rows)
+
+    monkeypatch.setattr(index_module, "WRITE_BEHIND_FILES", 2)
+    index = index_module.Index.open(tmp_path, "fingerprint")
+    try:
+        first = [parsed("a.py", "def alpha():\n    return beta()\n"), parsed("b.py", "def beta():\n    return 2\n")]
+        assert index.update(first, {}, [], replacing=["a.py", "b.py"])
+        assert index._behind is not None  # written behind
+        again = parsed("a.py", "def gamma():\n    return delta()\n")
+        assert index.update([again], {}, [], replacing=["a.py"])
+        assert index._behind is None  # one file: written at once
+        digest = again[1].hash
+        assert index.all_links({"a.py": (digest, 1)}) == {"a.py": [(("delta",), ())]}
+        bodies = index.bodies("a.py", digest, [len(again[1].rows.source)])
+        assert [text for text, _ in bodies or []] == ["def gamma():\n    return delta()\n"]
+    finally:
+        index.close()

@@ -937,7 +937,9 @@ def _build_with_corpus(root: Path, config: Config, query: str | None, focus: Ite
         if key is not None and corpus.index is not None and len(corpus.files) == len(found.present):
             corpus.index.put_result(key, _pack_to_json(pack))
     finally:
-        corpus.close()
+        closing = time.perf_counter()
+        corpus.close()  # waits for the index writes left behind and the WAL copy
+        corpus.timings["close"] = time.perf_counter() - closing
     return pack, corpus
 
 

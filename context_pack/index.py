@@ -647,7 +647,7 @@ class Index:
         return FileRows(structure, names, numbers, links, details, source, terms)
 
     def update(self, changed: Iterable[tuple[str, ParsedFile]], restat: Mapping[str, Stat],
-               deleted: Iterable[str], replacing: Collection[str] = ()) -> bool:
+               deleted: Iterable[str], replacing: Collection[str] = (), write_behind: bool = False) -> bool:
         """One transaction: new parses (each replacing the file's rows) and their query terms, new stat data,
         vanished files.
 
@@ -658,6 +658,10 @@ class Index:
 
         `replacing` names the files `changed` will bring, if known: when they and `deleted` hold most of the
         full-text rows (a branch switch, a checkout far back), the rows are removed in bulk (`_remove_most`).
+
+        `write_behind`: the caller asks no BM25 until it closes the index, so an update of WRITE_BEHIND_FILES
+        or more leaves its full-text rows and COMMIT to a thread (`_WriteBehind`) and returns. Should they
+        fail, the update is undone, and what the caller reads (links, texts: `_written`) is still right.
         """
         deleted = list(deleted)
         if deleted or replacing:  # the full-text rows change: earlier BM25 answers go stale
@@ -667,7 +671,7 @@ class Index:
         if first is not None:
             self._forget_prefetched()
         # A big update (a cold build) leaves its full-text rows and COMMIT to a thread (`_WriteBehind`).
-        behind = len(replacing) >= WRITE_BEHIND_FILES and self.location != ":memory:"
+        behind = write_behind and len(replacing) >= WRITE_BEHIND_FILES and self.location != ":memory:"
         later: list[tuple[int, str]] = []
         for path in deleted:  # what an earlier update written behind kept of them is stale now
             self._written.pop(path, None)

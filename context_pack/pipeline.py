@@ -579,8 +579,11 @@ def scan(root: str | Path, config: Config, use_cache: bool = True) -> Scan:
                 reuse=reuse, restat=restat, jobs=jobs, digests=digests, timings=timings, clock=clock)
 
 
-def complete(found: Scan, config: Config, progress: Callable[[int, int], None] | None = None) -> Corpus:
-    """Parse what the scan found changed, store it, and load the rest from the index: the corpus."""
+def complete(found: Scan, config: Config, progress: Callable[[int, int], None] | None = None,
+             write_behind: bool = False) -> Corpus:
+    """Parse what the scan found changed, store it, and load the rest from the index: the corpus.
+    `write_behind`: the caller asks no BM25 of the corpus, so a big update's full-text rows may still be
+    being written while it uses the corpus (`Index.update`)."""
     root_dir, walked, history, index, stored = found.root, found.walked, found.history, found.index, found.stored
     reuse, restat, jobs, digests, present = found.reuse, found.restat, found.jobs, found.digests, found.present
     lap = found.lap
@@ -634,7 +637,8 @@ def complete(found: Scan, config: Config, progress: Callable[[int, int], None] |
 
         # Each batch is stored as it comes back, while the workers parse the next ones.
         parsing = parse_files()
-        written = index.update(parsing, restat, deleted, replacing=[path for path, _, _ in jobs])
+        written = index.update(parsing, restat, deleted, replacing=[path for path, _, _ in jobs],
+                               write_behind=write_behind)
         for _ in parsing:  # the index failed part-way: the rest is still parsed, for an in-memory one
             pass
     finally:
@@ -1042,7 +1046,9 @@ def collect_and_rank(root: Path, config: Config, query: str | None = None, focus
     (chunk texts are read from it as the ranking is used): call `corpus.close()` when done."""
     focus_paths = resolve_focus(root, focus)
     with paused_collector():
-        corpus = complete(found or scan(root, config, use_cache), config, progress)
+        # Without a question, the ranking needs no full-text row: a big update's may be written behind it.
+        corpus = complete(found or scan(root, config, use_cache), config, progress,
+                          write_behind=not (query and query.strip()))
     changed_lines = None
     if staged is not None:
         known = {f.path for f in corpus.files}

@@ -1129,10 +1129,10 @@ def test_an_index_updated_behind_then_at_once_reads_each_file_as_last_written(
     index = index_module.Index.open(tmp_path, "fingerprint")
     try:
         first = [parsed("a.py", "def alpha():\n    return beta()\n"), parsed("b.py", "def beta():\n    return 2\n")]
-        assert index.update(first, {}, [], replacing=["a.py", "b.py"])
+        assert index.update(first, {}, [], replacing=["a.py", "b.py"], write_behind=True)
         assert index._behind is not None  # written behind
         again = parsed("a.py", "def gamma():\n    return delta()\n")
-        assert index.update([again], {}, [], replacing=["a.py"])
+        assert index.update([again], {}, [], replacing=["a.py"], write_behind=True)
         assert index._behind is None  # one file: written at once
         digest = again[1].hash
         assert index.all_links({"a.py": (digest, 1)}) == {"a.py": [(("delta",), ())]}
@@ -1140,3 +1140,26 @@ def test_an_index_updated_behind_then_at_once_reads_each_file_as_last_written(
         assert [text for text, _ in bodies or []] == ["def gamma():\n    return delta()\n"]
     finally:
         index.close()
+
+
+def test_only_a_build_without_a_question_writes_its_full_text_rows_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A question's BM25 reads the full-text rows right after the parse: such a build writes them at once,
+    and so a failed write falls back to an in-memory index as before."""
+    from context_pack import index as index_module
+
+    started: list[int] = []
+    real_init = index_module._WriteBehind.__init__
+
+    def counted(self: Any, first: Any) -> None:
+        started.append(1)
+        real_init(self, first)
+
+    monkeypatch.setattr(index_module, "WRITE_BEHIND_FILES", 1)
+    monkeypatch.setattr(index_module._WriteBehind, "__init__", counted)
+    repo = _graph_repo(tmp_path)
+    cached, fresh = snapshot(repo, query="render the widget")
+    assert cached == fresh and started == []
+    shutil.rmtree(repo / ".ctxpack")
+    context_pack.build(repo, budget=1500)
+    assert started == [1]

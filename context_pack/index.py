@@ -465,15 +465,19 @@ class Index:
         return index
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")  # take the write lock now: concurrent builds queue here
+    def _transaction(self, commit: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction, rolled back on an exception; `commit=False` leaves it open on success, for
+        the caller to end (`_commit_behind`)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")  # take the write lock now: concurrent builds queue here
         try:
-            yield self.db
+            yield db
         except BaseException:
             with suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
+        if commit:
+            db.execute("COMMIT")
 
     def _prepare(self) -> None:
         with self._transaction() as db:
@@ -627,12 +631,7 @@ class Index:
             return None
         if len(details) != len(lengths):
             return None
-        bodies = []
-        offset = 0
-        for length, detail in zip(lengths, details, strict=True):
-            bodies.append((source[offset:offset + length], detail))
-            offset += length
-        return bodies
+        return list(zip(_texts(source, lengths), details, strict=True))
 
     def rows(self, path: str, digest: str) -> FileRows | None:
         """A file's rows as indexed with `digest` (to copy them into another index), or None."""
@@ -676,9 +675,7 @@ class Index:
         for path in deleted:  # what an earlier update written behind kept of them is stale now
             self._written.pop(path, None)
         try:
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")  # as `_transaction`, but the COMMIT may be the thread's
-            try:
+            with self._transaction(commit=not behind) as db:  # behind: the thread commits
                 if not self._remove_most([*deleted, *replacing]):
                     self._remove(deleted)
                 (last,) = db.execute("SELECT COALESCE(MAX(terms_to), 0) FROM files").fetchone()
@@ -702,14 +699,9 @@ class Index:
                     last += len(rows.terms)
                 db.executemany("UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
                                [(s.size, s.mtime_ns, path) for path, s in restat.items()])
-            except BaseException:
-                with suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
             if behind:
                 self._behind = _WriteBehind(lambda: self._commit_behind(later))
             else:
-                db.execute("COMMIT")
                 self.checkpoint_in_background()
             return True
         except sqlite3.Error as exc:  # a full disk, a lock held too long
@@ -762,15 +754,14 @@ class Index:
         db = self.db
         saved: list[tuple[int, str]] = []
         broken: list[str] = []
-        for path, language, names, numbers, source, first, last in db.execute(
-                "SELECT path, language, names, numbers, source, terms_from, terms_to FROM files").fetchall():
-            if path in going:
+        for row in db.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM files").fetchall():
+            if row[0] in going:
                 continue
-            documents = _documents(path, language, names, numbers, source, last - first + 1)
-            if documents is None:
-                broken.append(path)
+            numbered = _numbered_documents(*row)
+            if numbered is None:
+                broken.append(row[0])
                 continue
-            saved.extend(zip(range(first, last + 1), documents, strict=True))
+            saved.extend(numbered)
         _empty_terms(db)
         _insert_terms(db, saved)
         db.executemany("DELETE FROM files WHERE path = ?", [(path,) for path in [*going, *broken]])
@@ -783,14 +774,13 @@ class Index:
             batch = paths[start:start + 500]
             marks = ",".join("?" * len(batch))
             removals: list[tuple[int, str]] = []
-            for path, language, names, numbers, source, first, last in self.db.execute(
-                    f"SELECT path, language, names, numbers, source, terms_from, terms_to FROM files "
-                    f"WHERE path IN ({marks})", batch).fetchall():
-                documents = _documents(path, language, names, numbers, source, last - first + 1)
-                if documents is None:
+            for row in self.db.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM files WHERE path IN ({marks})",
+                                       batch).fetchall():
+                numbered = _numbered_documents(*row)
+                if numbered is None:
                     self._remake_terms(set(paths))
                     return
-                removals.extend(zip(range(first, last + 1), documents, strict=True))
+                removals.extend(numbered)
             self.db.executemany("INSERT INTO terms (terms, rowid, body) VALUES ('delete', ?, ?)", removals)
             self.db.execute(f"DELETE FROM files WHERE path IN ({marks})", batch)
 
@@ -1057,6 +1047,17 @@ class BM25Prefetch:
 Answers = tuple[tuple[int, int], dict[tuple[str, ...], tuple["np.ndarray", "np.ndarray"]]]
 
 
+_DOCUMENT_COLUMNS = "path, language, names, numbers, source, terms_from, terms_to"  # `_numbered_documents`'s
+
+
+def _numbered_documents(path: str, language: str, names: str, numbers: bytes, source: str, first: int,
+                        last: int) -> list[tuple[int, str]] | None:
+    """(rowid, document) of each of a stored file's full-text rows, from its `_DOCUMENT_COLUMNS`; None if its
+    rows do not make them."""
+    documents = _documents(path, language, names, numbers, source, last - first + 1)
+    return list(zip(range(first, last + 1), documents, strict=True)) if documents is not None else None
+
+
 def _documents(path: str, language: str, names: str, numbers: bytes, source: str, count: int) -> list[str] | None:
     """A stored file's full-text documents, made again from its rows as the parse made them
     (`terms.chunk_document`); None if the rows do not make `count` of them."""
@@ -1068,12 +1069,13 @@ def _documents(path: str, language: str, names: str, numbers: bytes, source: str
         return None
     if len(chunks) != count or sum(lengths) != len(source):
         return None
-    documents = []
-    offset = 0
-    for chunk, length in zip(chunks, lengths, strict=True):
-        documents.append(document(path, chunk.name, source[offset:offset + length]))
-        offset += length
-    return documents
+    return [document(path, chunk.name, text) for chunk, text in zip(chunks, _texts(source, lengths), strict=True)]
+
+
+def _texts(source: str, lengths: Sequence[int]) -> list[str]:
+    """A file's stored source cut into its chunks' texts."""
+    starts = itertools.accumulate(lengths, initial=0)
+    return [source[start:start + length] for start, length in zip(starts, lengths, strict=False)]  # starts: one more
 
 
 class _WriteBehind:

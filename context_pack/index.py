@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, overload
 
-from .model import Chunk, Links, make_chunk
+from .model import Chunk, LazyChunks, Links, make_chunk
 
 if TYPE_CHECKING:
     import numpy as np
@@ -184,7 +184,7 @@ class CachedFile:
         return int.from_bytes(self._numbers[at:at + 8], "little", signed=True)
 
 
-class ChunkList(Sequence[Chunk]):
+class ChunkList(LazyChunks):
     """The chunks of cached files, file after file, as one sequence. A file's chunks are decoded when one of
     them is first read, so that a build that reads few decodes few; iterating decodes them all."""
 
@@ -236,15 +236,6 @@ class ChunkList(Sequence[Chunk]):
         """Each chunk's symbols, without decoding any."""
         return [symbols for file in self.files for symbols in file.symbols]
 
-
-def chunk_paths(chunks: Sequence[Chunk]) -> list[str]:
-    """Each chunk's path; a `ChunkList` answers without decoding its chunks."""
-    return chunks.paths() if isinstance(chunks, ChunkList) else [chunk.path for chunk in chunks]
-
-
-def chunk_symbols(chunks: Sequence[Chunk]) -> list[tuple[str, ...]]:
-    """Each chunk's symbols; a `ChunkList` answers without decoding its chunks."""
-    return chunks.symbols() if isinstance(chunks, ChunkList) else [chunk.symbols for chunk in chunks]
 
 
 def content_hash(data: bytes) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -83,6 +85,28 @@ def make_chunk(path: str, language: str, kind: str, name: str, start_line: int, 
     attrs["imports"], attrs["todo_count"], attrs["is_test"] = imports, todo_count, is_test
     attrs["redactions"] = redactions
     return chunk
+
+
+class LazyChunks(Sequence[Chunk]):
+    """Chunks that tell each chunk's path and symbols without making the chunk objects (the index's
+    `ChunkList`, whose chunks are decoded when first read): signals that need only those ask `chunk_paths`
+    and `chunk_symbols`, and the chunks stay undecoded."""
+
+    @abstractmethod
+    def paths(self) -> list[str]: ...
+
+    @abstractmethod
+    def symbols(self) -> list[tuple[str, ...]]: ...
+
+
+def chunk_paths(chunks: Sequence[Chunk]) -> list[str]:
+    """Each chunk's path; `LazyChunks` answer without decoding their chunks."""
+    return chunks.paths() if isinstance(chunks, LazyChunks) else [chunk.path for chunk in chunks]
+
+
+def chunk_symbols(chunks: Sequence[Chunk]) -> list[tuple[str, ...]]:
+    """Each chunk's symbols; `LazyChunks` answer without decoding their chunks."""
+    return chunks.symbols() if isinstance(chunks, LazyChunks) else [chunk.symbols for chunk in chunks]
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from . import walk as walk_module
 from .config import Config, load_config, parse_budget
 from .errors import CtxpackError, UsageError
 from .history import FileHistory, read_history, tracked_blobs
-from .index import CachedFile, ChunkList, Index, ParsedFile, Stat, chunk_paths, content_hash
+from .index import CachedFile, ChunkList, Index, ParsedFile, Stat, content_hash
 from .lang import GRAMMARS, query_source
-from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk
+from .model import Chunk, File, Links, Pack, PackedChunk, ScoredChunk, chunk_paths
 from .render import Style, normalise_format
 from .repo_facts import RepoFacts, read_repo_facts
 from .staged import StagedChange, read_staged, without_files
@@ -701,6 +701,7 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
     parsed again from disk into `changed`."""
     everything = dict(changed)
     for path, entry in list(cached.items()):
+        language = entry.language if entry.count else "text"
         try:
             rows = failed.rows(path, entry.hash)
         except sqlite3.Error:
@@ -711,10 +712,9 @@ def _memory_index(failed: Index, config: Config, root: Path, changed: dict[str, 
                 source = read_source(root / path, config.max_file_size)
             except OSError:
                 continue  # gone since the walk
-            language = entry.language if entry.count else "text"
             _, rows = _parse([(path, language, source)], config)[path]
             changed[path] = ParsedFile(entry.hash, entry.stat, language, rows)
-        everything[path] = ParsedFile(entry.hash, entry.stat, entry.language if entry.count else "text", rows)
+        everything[path] = ParsedFile(entry.hash, entry.stat, language, rows)
     failed.close()
     memory = Index.open(Path("."), failed.fingerprint, use_disk=False)
     memory.update(everything.items(), {}, [])

@@ -921,8 +921,8 @@ def test_a_changed_parse_setting_empties_the_index_and_its_full_text_rows_are_as
 
 
 def test_cached_files_decode_their_chunks_when_read_and_a_chunk_list_reads_as_a_list() -> None:
-    from context_pack.index import CachedFile, ChunkList, Stat, chunk_paths, encode_chunks
-    from context_pack.model import Chunk
+    from context_pack.index import CachedFile, ChunkList, Stat, encode_chunks
+    from context_pack.model import Chunk, chunk_paths
 
     def file(path: str, count: int) -> CachedFile:
         chunks = [Chunk(path, "python", "function", f"f{i}", 3 * i + 1, 3 * i + 2, "x" * (i + 1), symbols=(f"f{i}",))

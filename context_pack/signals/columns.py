@@ -13,9 +13,8 @@ from operator import attrgetter
 
 import numpy as np
 
-from ..index import chunk_paths
 from ..lang import GRAMMARS
-from ..model import Chunk
+from ..model import Chunk, chunk_paths
 from . import definitions, todo
 
 OTHER, IMPORTS, BLOCK, FUNCTION, METHOD, CLASS = range(6)

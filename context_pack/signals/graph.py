@@ -19,8 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..index import chunk_paths, chunk_symbols
-from ..model import Chunk, Links
+from ..model import Chunk, Links, chunk_paths, chunk_symbols
 from ..repo_facts import RepoFacts
 from .csr import CSR, vstack
 from .imports import resolve_imports

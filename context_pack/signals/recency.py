@@ -9,8 +9,7 @@ import math
 from collections.abc import Sequence
 
 from ..history import FileHistory
-from ..index import chunk_paths
-from ..model import Chunk
+from ..model import Chunk, chunk_paths
 
 HALF_LIFE_DAYS = 60.0
 CHURN_SHARE = 0.3  # the rest is the age term
